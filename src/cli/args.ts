@@ -1,0 +1,43 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { MetalaError } from "../errors.js";
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * node:util parseArgs, strict, with its errors turned into one usage line
+ * (exit 2) instead of a Node stack trace.
+ */
+export function parseFlags<O extends Options>(args: string[], options: O, command: string): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    throw new MetalaError("usage", `${command}: ${msg}`);
+  }
+}
+
+/** A flag that must be an integer in [min, max]. */
+export function intFlag(value: string | undefined, flag: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new MetalaError("usage", `--${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+/** A flag that must be a finite number in [min, max]. */
+export function numberFlag(value: string | undefined, flag: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max)
+    throw new MetalaError("usage", `--${flag} must be a number from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+/** A flag that must be one of a fixed set of words. */
+export function choiceFlag<T extends string>(value: string | undefined, flag: string, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(value))
+    throw new MetalaError("usage", `--${flag} must be one of ${choices.join(", ")}, got "${value}"`);
+  return value as T;
+}
