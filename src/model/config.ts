@@ -1,4 +1,5 @@
 import { MetalaError } from "../errors.js";
+import { describeJson } from "../io/json-file.js";
 
 /** Activations the official code accepts for `glu_act` (metala/utils.py). */
 export const GLU_ACTIVATIONS = ["silu", "swish", "gelu", "relu", "elu", "sigmoid", "leak", "1+elu", "2+elu", "sine"] as const;
@@ -42,14 +43,14 @@ function positiveInt(raw: Json, names: string[], source: string, fallback?: numb
     throw new MetalaError("config", `${source}: missing "${names[0]}"`);
   }
   if (typeof v !== "number" || !Number.isInteger(v) || v <= 0 || v > 2 ** 31)
-    throw new MetalaError("config", `${source}: "${names[0]}" must be a positive integer, got ${JSON.stringify(v)}`);
+    throw new MetalaError("config", `${source}: "${names[0]}" must be a positive integer, got ${describeJson(v)}`);
   return v;
 }
 
 function optionalBool(raw: Json, names: string[], source: string, fallback: boolean | undefined): boolean | undefined {
   const v = pick(raw, names);
   if (v === undefined) return fallback;
-  if (typeof v !== "boolean") throw new MetalaError("config", `${source}: "${names[0]}" must be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== "boolean") throw new MetalaError("config", `${source}: "${names[0]}" must be true or false, got ${describeJson(v)}`);
   return v;
 }
 
@@ -58,8 +59,8 @@ function tokenId(raw: Json, name: string, source: string, fallback: number | nul
   if (v === undefined) return fallback;
   if (Array.isArray(v)) v = v[0]; // HF allows a list of eos ids; the first is the one we stop on by default
   if (v === null || v === undefined) return null;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0)
-    throw new MetalaError("config", `${source}: "${name}" must be a token id, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0)
+    throw new MetalaError("config", `${source}: "${name}" must be a token id, got ${describeJson(v)}`);
   return v;
 }
 
@@ -74,7 +75,7 @@ export function parseConfig(raw: unknown, source = "config.json"): MetalaConfig 
     throw new MetalaError("config", `${source}: expected a JSON object`);
   const r = raw as Json;
   if (r.model_type !== undefined && r.model_type !== "metala")
-    throw new MetalaError("config", `${source}: model_type is ${JSON.stringify(r.model_type)}, expected "metala"`);
+    throw new MetalaError("config", `${source}: model_type is ${describeJson(r.model_type)}, expected "metala"`);
 
   const hiddenSize = positiveInt(r, ["decoder_embed_dim", "hidden_size", "d_model", "n_embd"], source, 1024);
   const numLayers = positiveInt(r, ["decoder_layers", "num_hidden_layers", "n_layer", "num_layers"], source, 24);
@@ -93,11 +94,11 @@ export function parseConfig(raw: unknown, source = "config.json"): MetalaConfig 
 
   const actRaw = pick(r, ["glu_act", "hidden_act"]) ?? "silu";
   if (typeof actRaw !== "string" || !(GLU_ACTIVATIONS as readonly string[]).includes(actRaw))
-    throw new MetalaError("config", `${source}: glu_act ${JSON.stringify(actRaw)} is not one of ${GLU_ACTIVATIONS.join(", ")}`);
+    throw new MetalaError("config", `${source}: glu_act ${describeJson(actRaw)} is not one of ${GLU_ACTIVATIONS.join(", ")}`);
 
   const normRaw = pick(r, ["norm_type"]) ?? "simplermsnorm";
   if (typeof normRaw !== "string" || !["simplermsnorm", "layernorm"].includes(normRaw))
-    throw new MetalaError("config", `${source}: norm_type ${JSON.stringify(normRaw)} must be "simplermsnorm" or "layernorm"`);
+    throw new MetalaError("config", `${source}: norm_type ${describeJson(normRaw)} must be "simplermsnorm" or "layernorm"`);
 
   return {
     hiddenSize,

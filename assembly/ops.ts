@@ -1,0 +1,272 @@
+// The per-token vector ops of a MetaLA layer (spec metala-model.md §2), with
+// the names of src/reference/ops.ts. They are O(d) or O(d^2 / H) per token,
+// small next to the matrix products, so they favour clarity and f64 scalar
+// math over speed, except glaStep, which touches the whole state.
+//
+// Chunk convention: ops that take T process T tokens whose rows lie `ld`
+// floats apart (the fused projection output has q | a | v | g per token).
+
+
+import { dequantizeRows } from "./matvec";
+
+// @ts-ignore: decorator
+@inline function f(p: usize, i: i32): f32 {
+  return load<f32>(p + (<usize>i << 2));
+}
+// @ts-ignore: decorator
+@inline function put(p: usize, i: i32, v: f64): void {
+  store<f32>(p + (<usize>i << 2), <f32>v);
+}
+
+function sigmoid(x: f64): f64 {
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+function silu(x: f64): f64 {
+  return x * sigmoid(x);
+}
+
+// Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7, far below f32 activations' own rounding at 1e-4 logit tolerance.
+function erf(x: f64): f64 {
+  const ax = Math.abs(x);
+  const t = 1 / (1 + 0.3275911 * ax);
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-ax * ax);
+  return x < 0 ? -y : y;
+}
+
+function elu(x: f64): f64 {
+  return x > 0 ? x : Math.expm1(x);
+}
+
+// glu_act codes; src/cpu/layer-plan.ts maps the config names to these.
+export const ACT_SILU: i32 = 0;
+export const ACT_GELU: i32 = 1;
+export const ACT_RELU: i32 = 2;
+export const ACT_ELU: i32 = 3;
+export const ACT_SIGMOID: i32 = 4;
+export const ACT_LEAK: i32 = 5;
+export const ACT_ELU1: i32 = 6;
+export const ACT_ELU2: i32 = 7;
+export const ACT_SINE: i32 = 8;
+
+function activation(act: i32, x: f64): f64 {
+  switch (act) {
+    case ACT_SILU: return silu(x);
+    case ACT_GELU: return 0.5 * x * (1 + erf(x * 0.7071067811865476));
+    case ACT_RELU: return x > 0 ? x : 0;
+    case ACT_ELU: return elu(x);
+    case ACT_SIGMOID: return sigmoid(x);
+    case ACT_LEAK: return x >= 0 ? x : 0.01 * x;
+    case ACT_ELU1: return 1 + elu(x);
+    case ACT_ELU2: return 2 + elu(x);
+    default: return Math.sin(x);
+  }
+}
+
+/** y = x / sqrt(mean(x^2) + 1e-6) for T rows of n (x and y may alias). */
+export function rmsNorm(x: usize, y: usize, n: i32, T: i32): void {
+  for (let t = 0; t < T; t++) {
+    const xr = x + (<usize>(t * n) << 2);
+    const yr = y + (<usize>(t * n) << 2);
+    let ss: f64 = 0;
+    for (let i = 0; i < n; i++) { const v = <f64>f(xr, i); ss += v * v; }
+    const inv = 1 / Math.sqrt(ss / n + 1e-6);
+    for (let i = 0; i < n; i++) put(yr, i, f(xr, i) * inv);
+  }
+}
+
+/** torch LayerNorm of T rows of n; weight/bias pointers 0 mean no affine. */
+export function layerNorm(x: usize, y: usize, weight: usize, bias: usize, n: i32, eps: f64, T: i32): void {
+  for (let t = 0; t < T; t++) {
+    const xr = x + (<usize>(t * n) << 2);
+    const yr = y + (<usize>(t * n) << 2);
+    let mean: f64 = 0;
+    for (let i = 0; i < n; i++) mean += f(xr, i);
+    mean /= n;
+    let variance: f64 = 0;
+    for (let i = 0; i < n; i++) { const c = f(xr, i) - mean; variance += c * c; }
+    const inv = 1 / Math.sqrt(variance / n + eps);
+    for (let i = 0; i < n; i++) {
+      let v = (f(xr, i) - mean) * inv;
+      if (weight) v = v * f(weight, i) + f(bias, i);
+      put(yr, i, v);
+    }
+  }
+}
+
+/** x_0 = embed[token] * scale into dst (d floats), from a table in any storage layout. */
+export function embed(fmt: i32, table: usize, d: i32, token: i32, scale: f32, dst: usize): void {
+  dequantizeRows(fmt, table, d, token, token + 1, dst);
+  if (scale != 1) for (let i = 0; i < d; i++) put(dst, i, f(dst, i) * scale);
+}
+
+/**
+ * The causal depthwise conv (kernel 4) + SiLU for T tokens: out[t][i] =
+ * silu(sum_j w[i][j] x_{t-3+j}[i]). `state` [3, d] holds the previous three
+ * inputs, oldest first, and is advanced past the chunk.
+ */
+export function shortConvStep(state: usize, x: usize, weight: usize, out: usize, d: i32, T: i32): void {
+  const s0 = state, s1 = state + (<usize>d << 2), s2 = state + (<usize>d << 3);
+  for (let t = 0; t < T; t++) {
+    const xr = x + (<usize>(t * d) << 2);
+    const or = out + (<usize>(t * d) << 2);
+    for (let i = 0; i < d; i++) {
+      const w = weight + (<usize>i << 4);
+      const xi = f(xr, i);
+      const acc = <f64>f(w, 0) * f(s0, i) + <f64>f(w, 1) * f(s1, i) + <f64>f(w, 2) * f(s2, i) + <f64>f(w, 3) * xi;
+      store<f32>(s0 + (<usize>i << 2), f(s1, i));
+      store<f32>(s1 + (<usize>i << 2), f(s2, i));
+      store<f32>(s2 + (<usize>i << 2), xi);
+      put(or, i, silu(acc));
+    }
+  }
+}
+
+/**
+ * MetaLA's decay and tied key from the k_gate output a (n per token, rows ld
+ * apart): alpha = exp(logsigmoid(a) / 16) written over a, k = 1 - alpha
+ * (as -expm1, exact for weak decay) into k [T, n].
+ */
+export function decayKey(a: usize, ld: i32, k: usize, n: i32, T: i32): void {
+  for (let t = 0; t < T; t++) {
+    const ar = a + (<usize>(t * ld) << 2);
+    const kr = k + (<usize>(t * n) << 2);
+    for (let i = 0; i < n; i++) {
+      const x = <f64>f(ar, i);
+      const gk = (min(x, 0) - Math.log1p(Math.exp(-Math.abs(x)))) / 16;
+      put(ar, i, Math.exp(gk));
+      put(kr, i, -Math.expm1(gk));
+    }
+  }
+}
+
+/**
+ * The recurrent GLA for heads [h0, h1) over T tokens: per head and token
+ * S = diag(alpha) S + k^T v, then o = (K^-0.5 q) S. S is [H, K, V] f32.
+ * q, alpha, v live in the fused projection rows (ld floats per token), k in
+ * [T, H*K], o in [T, H*V]. V must be a multiple of 4.
+ */
+export function glaStep(S: usize, q: usize, alpha: usize, v: usize, ld: i32, k: usize, o: usize, H: i32, K: i32, V: i32, T: i32, h0: i32, h1: i32, tid: i32): void {
+  const scale = <f32>(1 / Math.sqrt(<f64>K));
+  const dk = H * K;
+  const dv = H * V;
+  const vb = <usize>V << 2;
+  for (let h = h0; h < h1; h++) {
+    const Sh = S + <usize>(h * K) * vb;
+    for (let t = 0; t < T; t++) {
+      const row = <usize>(t * ld) << 2;
+      const qh = q + row + (<usize>(h * K) << 2);
+      const ah = alpha + row + (<usize>(h * K) << 2);
+      const vh = v + row + (<usize>(h * V) << 2);
+      const kh = k + (<usize>(t * dk + h * K) << 2);
+      const oh = o + (<usize>(t * dv + h * V) << 2);
+      for (let j = 0; j < V; j += 4) v128.store(oh + (<usize>j << 2), f32x4.splat(0));
+      for (let i = 0; i < K; i++) {
+        const ai = f32x4.splat(f(ah, i));
+        const ki = f32x4.splat(f(kh, i));
+        const qi = f32x4.splat(f(qh, i) * scale);
+        const Si = Sh + <usize>i * vb;
+        for (let j = 0; j < V; j += 4) {
+          const jo = <usize>j << 2;
+          const s = f32x4.add(f32x4.mul(ai, v128.load(Si + jo)), f32x4.mul(ki, v128.load(vh + jo)));
+          v128.store(Si + jo, s);
+          v128.store(oh + jo, f32x4.add(v128.load(oh + jo), f32x4.mul(qi, s)));
+        }
+      }
+    }
+  }
+}
+
+/** o_h += sigmoid((q_h . (k_h * w_aug_h)) * v_h) per head (q unscaled), one token. */
+export function selfAugment(o: usize, q: usize, k: usize, wAug: usize, v: usize, H: i32, K: i32, V: i32): void {
+  for (let h = 0; h < H; h++) {
+    let w: f64 = 0;
+    for (let i = 0; i < K; i++) { const c = h * K + i; w += <f64>f(q, c) * f(k, c) * f(wAug, c); }
+    for (let j = 0; j < V; j++) { const c = h * V + j; put(o, c, f(o, c) + sigmoid(w * f(v, c))); }
+  }
+}
+
+/** LayerNorm over each head's V features, eps 1e-5, no affine, in place; one token. */
+export function headNorm(o: usize, H: i32, V: i32): void {
+  for (let h = 0; h < H; h++) {
+    const oh = o + (<usize>(h * V) << 2);
+    layerNorm(oh, oh, 0, 0, V, 1e-5, 1);
+  }
+}
+
+/** o = silu(g) * o over n features, one token. */
+export function gateOutput(g: usize, o: usize, n: i32): void {
+  for (let i = 0; i < n; i++) put(o, i, silu(f(g, i)) * f(o, i));
+}
+
+/**
+ * Everything between the GLA and out_proj for T tokens: self-augmentation,
+ * head norm and the silu(g) gate. Rows of the fused projection are ld apart
+ * (q at 0, v at 2*dk, g at 2*dk + d), k is [T, dk], o is [T, d].
+ */
+export function mixerOutput(qavg: usize, ld: i32, k: usize, wAug: usize, o: usize, H: i32, K: i32, V: i32, T: i32): void {
+  const dk = H * K;
+  const d = H * V;
+  for (let t = 0; t < T; t++) {
+    const row = qavg + (<usize>(t * ld) << 2);
+    const ot = o + (<usize>(t * d) << 2);
+    selfAugment(ot, row, k + (<usize>(t * dk) << 2), wAug, row + (<usize>(2 * dk) << 2), H, K, V);
+    headNorm(ot, H, V);
+    gateOutput(row + (<usize>(2 * dk + d) << 2), ot, d);
+  }
+}
+
+/** y[t][i] += b[i] for T rows ld apart. */
+export function addBias(y: usize, ld: i32, b: usize, n: i32, T: i32): void {
+  for (let t = 0; t < T; t++) {
+    const yr = y + (<usize>(t * ld) << 2);
+    for (let i = 0; i < n; i++) put(yr, i, f(yr, i) + f(b, i));
+  }
+}
+
+/** out[t] = act(h1) * h2 where the fused l1|l2 output row t holds h1 (n) then h2 (n). */
+export function glu(h: usize, out: usize, n: i32, act: i32, T: i32): void {
+  for (let t = 0; t < T; t++) {
+    const hr = h + (<usize>(2 * t * n) << 2);
+    const or = out + (<usize>(t * n) << 2);
+    for (let i = 0; i < n; i++) put(or, i, activation(act, f(hr, i)) * f(hr, n + i));
+  }
+}
+
+/** Index of the largest of n floats (the first one on ties): greedy sampling. */
+export function argmax(x: usize, n: i32): i32 {
+  let best = 0;
+  let bv = f(x, 0);
+  for (let i = 1; i < n; i++) {
+    const v = f(x, i);
+    if (v > bv) { bv = v; best = i; }
+  }
+  return best;
+}
+
+/**
+ * The k largest of n floats, sorted descending, indices into idx (i32) and
+ * values into val: insertion into a sorted list, O(n k) worst case but O(n)
+ * for the usual k <= 100 since most values fail the first comparison.
+ */
+export function topK(x: usize, n: i32, k: i32, idx: usize, val: usize): i32 {
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const v = f(x, i);
+    if (m == k && v <= f(val, k - 1)) continue;
+    let p = m < k ? m : k - 1;
+    while (p > 0 && f(val, p - 1) < v) {
+      store<f32>(val + (<usize>p << 2), f(val, p - 1));
+      store<i32>(idx + (<usize>p << 2), load<i32>(idx + (<usize>(p - 1) << 2)));
+      p--;
+    }
+    store<f32>(val + (<usize>p << 2), v);
+    store<i32>(idx + (<usize>p << 2), i);
+    if (m < k) m++;
+  }
+  return m;
+}
+
+

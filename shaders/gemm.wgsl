@@ -1,0 +1,165 @@
+// Tiled matrix product for the projections of a chunk of tokens:
+//   C[m, n] (op)= sum_k A[m, k] * W[n, k] + bias[n]
+// A is row-major activations [M, K] (row stride p.lda), W a torch Linear
+// weight [N, K] (row-major, K contiguous), both read as vec4 along K, so K
+// and the strides/offsets must be multiples of 4.
+//
+// The host prepends the tile shape and the epilogue:
+//   const BM, BN, BK, TM, TN: u32   workgroup tile BM x BN, K step BK,
+//                                   each thread a TM x TN block of C
+//   const EPILOGUE: u32             0 store, 1 add into C (residual),
+//                                   2 gated unit: columns come in groups of
+//                                   4 (2 of l1, then the same 2 of l2) and
+//                                   C gets act(l1) * l2 at half the width
+//   fn glu_act(x: f32) -> f32       the GLU activation (EPILOGUE 2 only)
+//
+// Both tiles are staged in workgroup memory transposed (k-major), so the
+// inner loop reads a column of A and a row of W as vec4s and does TM x TN
+// FMAs per k. The next tile's global loads are issued into registers before
+// the current tile is consumed, which hides most of the load latency.
+
+struct Params {
+  N: u32,
+  K: u32,
+  lda: u32,    // row stride of A in floats
+  ldc: u32,    // row stride of C in floats (in output columns for EPILOGUE 2)
+  a_off: u32,  // offset of A's first element in floats
+  c_off: u32,
+  w_off: u32,
+  b_off: u32,
+}
+struct Rows { M: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> rows: Rows;
+@group(0) @binding(2) var<storage, read> A: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> W: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> C: array<f32>;
+
+const WX: u32 = BN / TN;
+const WY: u32 = BM / TM;
+const NT: u32 = WX * WY;
+const KQ: u32 = BK / 4u;              // vec4s per tile row
+const LA: u32 = BM * KQ / NT;         // vec4 loads per thread for the A tile
+const LB: u32 = BN * KQ / NT;
+// A padded row (+4 floats) spreads the transposed stores over the banks.
+const SA: u32 = BM + 4u;
+const SB: u32 = BN + 4u;
+
+var<workgroup> As: array<vec4<f32>, BK * SA / 4u>;
+var<workgroup> Bs: array<vec4<f32>, BK * SB / 4u>;
+
+@compute @workgroup_size(NT)
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let M = rows.M;
+  let N = p.N;
+  let K = p.K;
+  let tx = tid % WX;
+  let ty = tid / WX;
+  let m0 = wid.y * BM;
+  let n0 = wid.x * BN;
+
+  var acc: array<vec4<f32>, TM * TN / 4u>;
+  var ra: array<vec4<f32>, LA>;
+  var rb: array<vec4<f32>, LB>;
+
+  // Tile loads: consecutive threads take consecutive vec4s of one row.
+  for (var i = 0u; i < LA; i++) {
+    let e = tid + i * NT;
+    let r = m0 + e / KQ;
+    let k = (e % KQ) * 4u;
+    let ok = r < M && k < K;
+    ra[i] = select(vec4<f32>(0.0), A[(p.a_off + min(r, M - 1u) * p.lda + min(k, K - 4u)) / 4u], ok);
+  }
+  for (var i = 0u; i < LB; i++) {
+    let e = tid + i * NT;
+    let r = n0 + e / KQ;
+    let k = (e % KQ) * 4u;
+    let ok = r < N && k < K;
+    rb[i] = select(vec4<f32>(0.0), W[(p.w_off + min(r, N - 1u) * K + min(k, K - 4u)) / 4u], ok);
+  }
+
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    for (var i = 0u; i < LA; i++) {
+      let e = tid + i * NT;
+      let r = e / KQ;
+      let k = (e % KQ) * 4u;
+      let v = ra[i];
+      As[((k + 0u) * SA + r) / 4u][r % 4u] = v.x;
+      As[((k + 1u) * SA + r) / 4u][r % 4u] = v.y;
+      As[((k + 2u) * SA + r) / 4u][r % 4u] = v.z;
+      As[((k + 3u) * SA + r) / 4u][r % 4u] = v.w;
+    }
+    for (var i = 0u; i < LB; i++) {
+      let e = tid + i * NT;
+      let r = e / KQ;
+      let k = (e % KQ) * 4u;
+      let v = rb[i];
+      Bs[((k + 0u) * SB + r) / 4u][r % 4u] = v.x;
+      Bs[((k + 1u) * SB + r) / 4u][r % 4u] = v.y;
+      Bs[((k + 2u) * SB + r) / 4u][r % 4u] = v.z;
+      Bs[((k + 3u) * SB + r) / 4u][r % 4u] = v.w;
+    }
+    workgroupBarrier();
+
+    let kn = k0 + BK;
+    if (kn < K) {
+      for (var i = 0u; i < LA; i++) {
+        let e = tid + i * NT;
+        let r = m0 + e / KQ;
+        let k = kn + (e % KQ) * 4u;
+        let ok = r < M && k < K;
+        ra[i] = select(vec4<f32>(0.0), A[(p.a_off + min(r, M - 1u) * p.lda + min(k, K - 4u)) / 4u], ok);
+      }
+      for (var i = 0u; i < LB; i++) {
+        let e = tid + i * NT;
+        let r = n0 + e / KQ;
+        let k = kn + (e % KQ) * 4u;
+        let ok = r < N && k < K;
+        rb[i] = select(vec4<f32>(0.0), W[(p.w_off + min(r, N - 1u) * K + min(k, K - 4u)) / 4u], ok);
+      }
+    }
+
+    for (var kk = 0u; kk < BK; kk++) {
+      var a: array<vec4<f32>, TM / 4u>;
+      var b: array<vec4<f32>, TN / 4u>;
+      for (var i = 0u; i < TM / 4u; i++) { a[i] = As[(kk * SA + ty * TM) / 4u + i]; }
+      for (var j = 0u; j < TN / 4u; j++) { b[j] = Bs[(kk * SB + tx * TN) / 4u + j]; }
+      for (var i = 0u; i < TM; i++) {
+        let ai = a[i / 4u][i % 4u];
+        for (var j = 0u; j < TN / 4u; j++) {
+          acc[i * (TN / 4u) + j] = fma(vec4<f32>(ai), b[j], acc[i * (TN / 4u) + j]);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var i = 0u; i < TM; i++) {
+    let r = m0 + ty * TM + i;
+    if (r >= M) { break; }
+    for (var j = 0u; j < TN / 4u; j++) {
+      let c = n0 + tx * TN + j * 4u;
+      if (c >= N) { break; }
+      let v = acc[i * (TN / 4u) + j];
+      if (EPILOGUE == 2u) {
+        // N is a multiple of 4 here: [l1 c, l1 c+1, l2 c, l2 c+1]
+        let bb = vec4<f32>(bias[p.b_off + c], bias[p.b_off + c + 1u], bias[p.b_off + c + 2u], bias[p.b_off + c + 3u]);
+        let h = v + bb;
+        let o = p.c_off + r * p.ldc + c / 2u;
+        C[o] = glu_act(h.x) * h.z;
+        C[o + 1u] = glu_act(h.y) * h.w;
+      } else {
+        for (var q = 0u; q < 4u; q++) {
+          let cq = c + q;
+          if (cq < N) {
+            let o = p.c_off + r * p.ldc + cq;
+            let x = v[q] + bias[p.b_off + cq];
+            if (EPILOGUE == 1u) { C[o] = C[o] + x; } else { C[o] = x; }
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,84 @@
+import { statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Engine, EngineKind } from "../engine.js";
+import { MetalaError } from "../errors.js";
+import type { WeightSource } from "../model/source.js";
+
+/** The package's root folder (dist/cli/ is two levels below it). */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** The small model shipped in the package, used when no --model is given. */
+export const DEFAULT_MODEL_DIR = join(PACKAGE_ROOT, "models", "metala-brown");
+
+export const DEVICES = ["reference", "wasm", "webgpu", "auto"] as const;
+export type Device = (typeof DEVICES)[number];
+export const DTYPES = ["f32", "q8", "q4"] as const;
+export type Dtype = (typeof DTYPES)[number];
+
+/** The model folder for --model, or the embedded one; checked to exist so that later errors are about its contents. */
+export function resolveModelDir(flag: string | undefined): string {
+  const dir = flag === undefined ? DEFAULT_MODEL_DIR : resolve(flag);
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (flag === undefined) {
+    let hasConfig = false;
+    try {
+      hasConfig = isDir && statSync(join(dir, "config.json")).isFile();
+    } catch {
+      // reported below
+    }
+    if (!hasConfig) throw new MetalaError("io", `the embedded model ${dir} is not in this build (no config.json there); pass --model DIR`);
+  } else if (!isDir) throw new MetalaError("io", `--model ${flag}: no such folder`);
+  return dir;
+}
+
+/** Opens a model folder's weights (config checked, every tensor located; data read on demand). */
+export async function openModel(dir: string): Promise<WeightSource> {
+  const { openCheckpoint } = await import("../model/checkpoint.js");
+  return openCheckpoint(dir);
+}
+
+/** The engine kind for a --device value; `auto` is the reference engine until the scheduler picks. */
+export function resolveDevice(device: Device): EngineKind {
+  return device === "auto" ? "reference" : device;
+}
+
+/**
+ * Imports a module that a build may lack (engines are optional pieces), or
+ * returns undefined when that module itself is absent. The specifier is a
+ * variable so that TypeScript does not require the file at compile time.
+ */
+export async function importOptional<T>(specifier: string): Promise<T | undefined> {
+  try {
+    return (await import(specifier)) as T;
+  } catch (e) {
+    // only the module asked for counts as absent; a module it imports being absent is a broken build
+    const err = e as NodeJS.ErrnoException & { url?: string };
+    if (err.code === "ERR_MODULE_NOT_FOUND" && err.url === new URL(specifier, import.meta.url).href) return undefined;
+    throw e;
+  }
+}
+
+type EngineFactory = (source: WeightSource, options: { dtype: Dtype; threads?: number }) => Promise<Engine>;
+
+const ENGINE_MODULES: Record<EngineKind, { module: string; factory: string }> = {
+  reference: { module: "../reference/engine.js", factory: "createReferenceEngine" },
+  wasm: { module: "../cpu/engine.js", factory: "createWasmEngine" },
+  webgpu: { module: "../gpu/engine.js", factory: "createWebGpuEngine" },
+};
+
+/** Loads `source` into the engine of the given kind, imported on demand so a missing engine costs nothing until asked for. */
+export async function createEngine(kind: EngineKind, source: WeightSource, options: { dtype: Dtype; threads?: number }): Promise<Engine> {
+  if (kind === "reference" && options.dtype !== "f32")
+    throw new MetalaError("usage", `--dtype ${options.dtype}: the reference engine runs f32 only; use --device wasm or webgpu`);
+  const { module, factory } = ENGINE_MODULES[kind];
+  const mod = await importOptional<Record<string, unknown>>(module);
+  const create = mod?.[factory];
+  if (typeof create !== "function") throw new MetalaError("device", `engine "${kind}" is not available in this build`);
+  return (create as EngineFactory)(source, options);
+}

@@ -1,0 +1,119 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { MetalaError } from "../errors.js";
+import { parseJsonText } from "../io/json-file.js";
+import { openCheckpoint } from "../model/checkpoint.js";
+import { generateMqar, type MqarTask } from "../mqar/generate.js";
+import { scoreMqar } from "../mqar/score.js";
+import { digestMqarSet, mqarSetToJson, taskFromJson } from "../mqar/set-file.js";
+import { createReferenceEngine } from "../reference/engine.js";
+import { intFlag, numberFlag, parseFlags, choiceFlag } from "./args.js";
+
+const USAGE = `metala mqar --model DIR [--seed S] [--examples N] [--device reference] [--json]
+metala mqar --write-set FILE [--model DIR | --vocab V --seq-len L --pairs N] [--seed S] [--examples N]
+
+Multi-query associative recall (Zoology): scores the model on a seeded test
+set, or writes the set (JSON) for the PyTorch tools. The task settings come
+from the model folder's reference.json unless given as flags.`;
+
+const OPTIONS = {
+  model: { type: "string" },
+  seed: { type: "string" },
+  examples: { type: "string" },
+  device: { type: "string" },
+  json: { type: "boolean" },
+  "write-set": { type: "string" },
+  vocab: { type: "string" },
+  "seq-len": { type: "string" },
+  pairs: { type: "string" },
+  "power-a": { type: "string" },
+  help: { type: "boolean" },
+} as const;
+
+interface ModelReference {
+  task: MqarTask;
+  seed?: number;
+  examples?: number;
+}
+
+async function readReference(dir: string): Promise<ModelReference> {
+  const path = join(dir, "reference.json");
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch {
+    throw new MetalaError("io", `${path}: cannot read it (an MQAR model folder records its task there)`);
+  }
+  const raw = parseJsonText(text, path) as Record<string, unknown>;
+  const pytorch = (raw.pytorch ?? {}) as Record<string, unknown>;
+  return {
+    task: taskFromJson(raw.task, path),
+    seed: typeof raw.seed === "number" ? raw.seed : undefined,
+    examples: typeof pytorch.examples === "number" ? pytorch.examples : undefined,
+  };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const f = parseFlags(args, OPTIONS, "mqar");
+  if (f.help) {
+    console.log(USAGE);
+    return;
+  }
+  const modelDir = f.model as string | undefined;
+  const writeSet = f["write-set"] as string | undefined;
+  if (modelDir === undefined && writeSet === undefined) throw new MetalaError("usage", "mqar: --model DIR is required (or --write-set FILE)");
+
+  const ref = modelDir !== undefined ? await readReference(modelDir) : undefined;
+  const base = ref?.task;
+  const needed = (flag: string): never => {
+    throw new MetalaError("usage", `mqar: --${flag} is required without --model`);
+  };
+  const task: MqarTask = {
+    vocabSize: intFlag(f.vocab as string | undefined, "vocab", 4, 1 << 24, base?.vocabSize ?? (f.vocab === undefined ? needed("vocab") : 0)),
+    seqLen: intFlag(f["seq-len"] as string | undefined, "seq-len", 4, 1 << 20, base?.seqLen ?? (f["seq-len"] === undefined ? needed("seq-len") : 0)),
+    numPairs: intFlag(f.pairs as string | undefined, "pairs", 1, 1 << 20, base?.numPairs ?? (f.pairs === undefined ? needed("pairs") : 0)),
+    powerA: numberFlag(f["power-a"] as string | undefined, "power-a", 1e-9, 1, base?.powerA ?? 0.01),
+  };
+  const seed = intFlag(f.seed as string | undefined, "seed", 0, 2 ** 32 - 1, ref?.seed ?? 0);
+  const examples = intFlag(f.examples as string | undefined, "examples", 1, 1_000_000, ref?.examples ?? 100);
+  const set = generateMqar(task, examples, seed);
+
+  if (writeSet !== undefined) {
+    try {
+      await writeFile(writeSet, JSON.stringify(await mqarSetToJson(set)) + "\n");
+    } catch (e) {
+      throw new MetalaError("io", `${writeSet}: cannot write it (${(e as Error).message})`);
+    }
+    if (modelDir === undefined) return;
+  }
+
+  const device = choiceFlag(f.device as string | undefined, "device", ["reference"] as const, "reference");
+  const source = await openCheckpoint(modelDir!);
+  const engine = await createReferenceEngine(source);
+  try {
+    const score = await scoreMqar(engine, set);
+    const result = {
+      model: modelDir,
+      device,
+      engine: engine.description,
+      vocab_size: task.vocabSize,
+      seq_len: task.seqLen,
+      num_kv_pairs: task.numPairs,
+      seed,
+      examples,
+      sha256: await digestMqarSet(set),
+      correct: score.correct,
+      total: score.total,
+      accuracy: score.accuracy,
+    };
+    if (f.json) console.log(JSON.stringify(result));
+    else
+      console.log(
+        `MQAR ${task.numPairs} pairs, length ${task.seqLen}, vocab ${task.vocabSize}, seed ${seed}, ${examples} examples on ${engine.description}: ` +
+          `${score.correct}/${score.total} = ${(100 * score.accuracy).toFixed(2)}%`,
+      );
+  } finally {
+    await engine.dispose();
+    await source.close();
+  }
+}

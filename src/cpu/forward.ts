@@ -1,0 +1,187 @@
+/**
+ * The MetaLA forward pass on the wasm kernels: one decode step (mat-vec
+ * products) and one prefill chunk (mat-mat products, each weight read once
+ * per chunk, then the recurrent GLA token by token over heads in parallel).
+ * Works on the engine's resident state slot; the session layer swaps states.
+ */
+import type { MetalaConfig } from "../model/config.js";
+import type { Kernels, ParallelKernel } from "./kernels.js";
+import type { ThreadPool } from "./pool.js";
+import { inputBytes } from "./quantize.js";
+import type { Arena, Matrix, NormPtrs, WeightPlan } from "./weights.js";
+
+/** glu_act names -> assembly/ops.ts activation codes. */
+const ACT: Record<string, number> = { silu: 0, swish: 0, gelu: 1, relu: 2, elu: 3, sigmoid: 4, leak: 5, "1+elu": 6, "2+elu": 7, sine: 8 };
+
+const MATVEC: Record<string, ParallelKernel> = { f32: "matVecF32", f16: "matVecF16", q8: "matVecQ8", q4: "matVecQ4" };
+
+/** Tokens per prefill chunk: enough that re-reading the weights per chunk costs little next to the arithmetic. */
+export const CHUNK = 64;
+
+export interface Activations {
+  // one token
+  x: number;
+  xn: number;
+  c: number;
+  p: number; // q | alpha | v | g
+  k: number;
+  o: number;
+  h: number; // l1 | l2 outputs
+  u: number;
+  xq: number; // quantized input of a product
+  logits: number;
+  // one chunk of CHUNK tokens, same roles
+  X: number;
+  XN: number;
+  C: number;
+  P: number;
+  K: number;
+  O: number;
+  Hh: number;
+  U: number;
+  LOGITS: number;
+  scratch: number; // matMat's per-thread rows
+  probe: number; // readBandwidth's per-thread output
+}
+
+export interface StateSlot {
+  S: number; // [layers, H, K, V]
+  conv: number; // [layers, 3, d]
+  sBytesPerLayer: number;
+  convBytesPerLayer: number;
+}
+
+export function planActivations(c: MetalaConfig, threads: number, arena: Arena): Activations {
+  const d = c.hiddenSize;
+  const p = 2 * c.keyDim + 2 * d;
+  const f = (n: number) => arena.alloc(4 * n);
+  const maxCols = Math.max(d, c.gluDim);
+  return {
+    x: f(d), xn: f(d), c: f(d), p: f(p), k: f(c.keyDim), o: f(d), h: f(2 * c.gluDim), u: f(c.gluDim),
+    xq: arena.alloc(inputBytes(maxCols)), logits: f(c.vocabSize),
+    X: f(CHUNK * d), XN: f(CHUNK * d), C: f(CHUNK * d), P: f(CHUNK * p), K: f(CHUNK * c.keyDim), O: f(CHUNK * d),
+    Hh: f(CHUNK * 2 * c.gluDim), U: f(CHUNK * c.gluDim), LOGITS: f(CHUNK * c.vocabSize),
+    scratch: arena.alloc(threads * 16 * maxCols), probe: arena.alloc(threads * 16),
+  };
+}
+
+export function planState(c: MetalaConfig, arena: Arena): StateSlot {
+  const sBytesPerLayer = 4 * c.numHeads * c.headKeyDim * c.headValueDim;
+  const convBytesPerLayer = 4 * 3 * c.hiddenSize;
+  return { S: arena.alloc(c.numLayers * sBytesPerLayer), conv: arena.alloc(c.numLayers * convBytesPerLayer), sBytesPerLayer, convBytesPerLayer };
+}
+
+export class Forward {
+  private readonly act: number;
+  private readonly embedScale: number;
+  constructor(
+    private readonly k: Kernels,
+    private readonly pool: ThreadPool,
+    private readonly c: MetalaConfig,
+    private readonly w: WeightPlan,
+    private readonly a: Activations,
+    private readonly s: StateSlot,
+  ) {
+    this.act = ACT[c.gluAct];
+    this.embedScale = c.noScaleEmbedding ? 1 : Math.fround(Math.sqrt(c.hiddenSize));
+  }
+
+  private norm(n: NormPtrs, x: number, y: number, T: number): void {
+    if (n) this.k.layerNorm(x, y, n.weight, n.bias, this.c.hiddenSize, 1e-5, T);
+    else this.k.rmsNorm(x, y, this.c.hiddenSize, T);
+  }
+
+  /** y (+)= m x for one token. */
+  private matVec(m: Matrix, x: number, y: number, accumulate: boolean): void {
+    let input = x;
+    if (m.dtype === "q8" || m.dtype === "q4") {
+      this.k.quantizeInput(x, this.a.xq, m.cols);
+      input = this.a.xq;
+    }
+    this.pool.run(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0]);
+  }
+
+  /** Y (+)= X m^T for T tokens; Y rows are ldy floats apart. */
+  private matMat(m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean): void {
+    this.pool.run("matMat", m.rows, 4, [m.fmt, m.ptr, X, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch]);
+  }
+
+  private gla(l: number, P: number, ld: number, K: number, O: number, T: number): void {
+    const c = this.c;
+    const dk = c.keyDim;
+    this.pool.run("glaStep", c.numHeads, 1, [this.s.S + l * this.s.sBytesPerLayer, P, P + 4 * dk, P + 8 * dk, ld, K, O, c.numHeads, c.headKeyDim, c.headValueDim, T]);
+  }
+
+  /** Consumes one token; logits (if wanted) land in activations.logits. */
+  step(token: number, wantLogits: boolean): void {
+    const { k, c, w, a } = this;
+    const d = c.hiddenSize;
+    const dk = c.keyDim;
+    const ld = 2 * dk + 2 * d;
+    k.embed(w.embed.fmt, w.embed.ptr, d, token, this.embedScale, a.x);
+    for (let l = 0; l < w.layers.length; l++) {
+      const L = w.layers[l];
+      this.norm(L.tokenNorm, a.x, a.xn, 1);
+      k.shortConvStep(this.s.conv + l * this.s.convBytesPerLayer, a.xn, L.conv, a.c, d, 1);
+      this.matVec(L.wx, a.c, a.p, false);
+      k.addBias(a.p + 4 * (2 * dk + d), ld, L.gBias, d, 1);
+      k.decayKey(a.p + 4 * dk, ld, a.k, dk, 1);
+      this.gla(l, a.p, ld, a.k, a.o, 1);
+      k.mixerOutput(a.p, ld, a.k, L.aug, a.o, c.numHeads, c.headKeyDim, c.headValueDim, 1);
+      this.matVec(L.wo, a.o, a.x, true);
+      this.norm(L.channelNorm, a.x, a.xn, 1);
+      this.matVec(L.w12, a.xn, a.h, false);
+      if (L.b12) k.addBias(a.h, 2 * c.gluDim, L.b12, 2 * c.gluDim, 1);
+      k.glu(a.h, a.u, c.gluDim, this.act, 1);
+      this.matVec(L.w3, a.u, a.x, true);
+      if (L.b3) k.addBias(a.x, d, L.b3, d, 1);
+    }
+    if (!wantLogits) return;
+    this.norm(w.finalNorm, a.x, a.xn, 1);
+    this.matVec(w.head, a.xn, a.logits, false);
+  }
+
+  /**
+   * Consumes T <= CHUNK tokens. With `logits` "all" their logits land in
+   * activations.LOGITS ([T, vocab]); with "last" the last token's in
+   * activations.logits.
+   */
+  chunk(tokens: ArrayLike<number>, from: number, T: number, logits: "all" | "last" | "none"): void {
+    const { k, c, w, a } = this;
+    const d = c.hiddenSize;
+    const dk = c.keyDim;
+    const ld = 2 * dk + 2 * d;
+    const glu = c.gluDim;
+    for (let t = 0; t < T; t++) k.embed(w.embed.fmt, w.embed.ptr, d, tokens[from + t], this.embedScale, a.X + 4 * t * d);
+    for (let l = 0; l < w.layers.length; l++) {
+      const L = w.layers[l];
+      this.norm(L.tokenNorm, a.X, a.XN, T);
+      k.shortConvStep(this.s.conv + l * this.s.convBytesPerLayer, a.XN, L.conv, a.C, d, T);
+      this.matMat(L.wx, a.C, a.P, ld, T, false);
+      k.addBias(a.P + 4 * (2 * dk + d), ld, L.gBias, d, T);
+      k.decayKey(a.P + 4 * dk, ld, a.K, dk, T);
+      this.gla(l, a.P, ld, a.K, a.O, T);
+      k.mixerOutput(a.P, ld, a.K, L.aug, a.O, c.numHeads, c.headKeyDim, c.headValueDim, T);
+      this.matMat(L.wo, a.O, a.X, d, T, true);
+      this.norm(L.channelNorm, a.X, a.XN, T);
+      this.matMat(L.w12, a.XN, a.Hh, 2 * glu, T, false);
+      if (L.b12) k.addBias(a.Hh, 2 * glu, L.b12, 2 * glu, T);
+      k.glu(a.Hh, a.U, glu, this.act, T);
+      this.matMat(L.w3, a.U, a.X, d, T, true);
+      if (L.b3) k.addBias(a.X, d, L.b3, d, T);
+    }
+    if (logits === "all") {
+      this.norm(w.finalNorm, a.X, a.XN, T);
+      this.matMat(w.head, a.XN, a.LOGITS, c.vocabSize, T, false);
+    } else if (logits === "last") {
+      this.norm(w.finalNorm, a.X + 4 * (T - 1) * d, a.xn, 1);
+      this.matVec(w.head, a.xn, a.logits, false);
+    }
+  }
+
+  /** Reads `blocks` blocks of 64 KiB from `base` with every thread; returns the bytes read. */
+  readBandwidth(base: number, blocks: number): number {
+    this.pool.run("readBandwidth", blocks, 1, [base, 65536, this.a.probe]);
+    return blocks * 65536;
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * The CPU engine's memory plan for the weights, and their load. Matrices
+ * that read the same input are fused by rows (q | k_gate | v | g, and l1 |
+ * l2) so that one product, one thread hand-off and one pass over the input
+ * serve them all. Everything is placed once, at load, by a bump allocator;
+ * tensors stream in one at a time and are converted on the way in.
+ */
+import { MetalaError } from "../errors.js";
+import type { MetalaConfig } from "../model/config.js";
+import { EMBED, FINAL_NORM_BIAS, FINAL_NORM_WEIGHT, LM_HEAD, layerTensorName, type LayerTensor } from "../model/names.js";
+import type { WeightSource } from "../model/source.js";
+import { FMT, type WeightDType } from "./kernels.js";
+import { rowBytes, writeRows } from "./quantize.js";
+
+/** A stored weight matrix: `rows` rows of `cols` inputs in layout `dtype`. */
+export interface Matrix {
+  dtype: WeightDType;
+  fmt: number;
+  ptr: number;
+  rows: number;
+  cols: number;
+  bytes: number;
+}
+
+/** f32 vectors of a norm; null for the weightless RMS norm. */
+export type NormPtrs = { weight: number; bias: number } | null;
+
+export interface LayerPlan {
+  wx: Matrix; // q_proj | k_gate | v_proj | g_proj: [2 dk + 2 d, d]
+  gBias: number;
+  wo: Matrix;
+  w12: Matrix; // l1 | l2: [2 glu, d]
+  b12: number; // 0 when bias is false
+  w3: Matrix;
+  b3: number;
+  conv: number; // [d, 4]
+  aug: number; // [dk]
+  tokenNorm: NormPtrs;
+  channelNorm: NormPtrs;
+}
+
+export interface WeightPlan {
+  embed: Matrix;
+  head: Matrix; // the embedding itself when tied
+  layers: LayerPlan[];
+  finalNorm: NormPtrs;
+  start: number;
+  end: number;
+  /** Bytes one decode step reads: every layer matrix and vector, the head, one embedding row. */
+  bytesPerToken: number;
+}
+
+/** Bump allocator over the engine's linear memory; 64-byte alignment keeps every row start cache-line aligned. */
+export class Arena {
+  constructor(public top: number) {}
+  alloc(bytes: number, align = 64): number {
+    this.top = Math.ceil(this.top / align) * align;
+    const p = this.top;
+    this.top += bytes;
+    return p;
+  }
+}
+
+/** Why a config cannot run on this engine, or null. */
+export function unsupportedReason(c: MetalaConfig): string | null {
+  if (c.hiddenSize % 32 !== 0) return `decoder_embed_dim ${c.hiddenSize} is not a multiple of 32`;
+  if (c.gluDim % 32 !== 0) return `glu_dim ${c.gluDim} is not a multiple of 32`;
+  if (c.headValueDim % 4 !== 0) return `head value dim ${c.headValueDim} is not a multiple of 4`;
+  return null;
+}
+
+function matrix(arena: Arena, dtype: WeightDType, rows: number, cols: number): Matrix {
+  const bytes = rows * rowBytes(dtype, cols);
+  return { dtype, fmt: FMT[dtype], ptr: arena.alloc(bytes), rows, cols, bytes };
+}
+
+export function planWeights(c: MetalaConfig, tiedHead: boolean, dtype: WeightDType, arena: Arena): WeightPlan {
+  const d = c.hiddenSize;
+  const dk = c.keyDim;
+  const ln = c.normType === "layernorm";
+  const start = arena.top;
+  const vec = (n: number) => arena.alloc(4 * n);
+  const norm = (): NormPtrs => (ln ? { weight: vec(d), bias: vec(d) } : null);
+  // embedding and head first: their f32 staging can then sit in the still empty layer region above them
+  const embed = matrix(arena, dtype, c.vocabSize, d);
+  const head = tiedHead ? embed : matrix(arena, dtype, c.vocabSize, d);
+  const layers: LayerPlan[] = [];
+  for (let i = 0; i < c.numLayers; i++)
+    layers.push({
+      tokenNorm: norm(),
+      wx: matrix(arena, dtype, 2 * dk + 2 * d, d),
+      gBias: vec(d),
+      conv: vec(4 * d),
+      aug: vec(dk),
+      wo: matrix(arena, dtype, d, d),
+      channelNorm: norm(),
+      w12: matrix(arena, dtype, 2 * c.gluDim, d),
+      b12: c.bias ? vec(2 * c.gluDim) : 0,
+      w3: matrix(arena, dtype, d, c.gluDim),
+      b3: c.bias ? vec(d) : 0,
+    });
+  const finalNorm = norm();
+  const layerBytes = layers.reduce((s, l) => s + l.wx.bytes + l.wo.bytes + l.w12.bytes + l.w3.bytes, 0);
+  const vectors = c.numLayers * 4 * (d + 4 * d + dk + 2 * c.gluDim + d);
+  return { embed, head, layers, finalNorm, start, end: arena.top, bytesPerToken: layerBytes + vectors + head.bytes + rowBytes(dtype, d) };
+}
+
+/**
+ * Reads every tensor of `source` into the planned places of `buf`. Tensors
+ * stored as f32 are read in place; the others go through an f32 staging
+ * area: the not yet filled top of the weight region when it is large enough
+ * (so that staging costs no memory beyond the weights), else a JS array.
+ */
+export async function loadWeights(source: WeightSource, plan: WeightPlan, buf: ArrayBufferLike): Promise<void> {
+  const c = source.config;
+  let scratch = new Float32Array(0);
+  const staging = (count: number, destEnd: number): Float32Array => {
+    const at = (plan.end - count * 4) & ~63;
+    if (at >= destEnd) return new Float32Array(buf, at, count);
+    if (scratch.length < count) scratch = new Float32Array(count);
+    return scratch.subarray(0, count);
+  };
+  const checkShape = (name: string, shape: number[]) => {
+    if (!source.has(name)) throw new MetalaError("weights", `${source.label}: tensor ${name} is missing`);
+    const got = source.shape(name);
+    if (got.length !== shape.length || got.some((v, i) => v !== shape[i]))
+      throw new MetalaError("weights", `${source.label}: tensor ${name} has shape [${got.join(", ")}], expected [${shape.join(", ")}]`);
+  };
+  const rowsInto = async (name: string, m: Matrix, rowOffset: number, rows: number) => {
+    checkShape(name, [rows, m.cols]);
+    const dest = m.ptr + rowOffset * rowBytes(m.dtype, m.cols);
+    if (m.dtype === "f32") {
+      await source.read(name, new Float32Array(buf, dest, rows * m.cols));
+      return;
+    }
+    const destEnd = dest + rows * rowBytes(m.dtype, m.cols);
+    const f = await source.read(name, staging(rows * m.cols, destEnd));
+    writeRows(m.dtype, f, rows, m.cols, buf, dest);
+  };
+  const vectorInto = async (name: string, ptr: number, shape: number[]) => {
+    checkShape(name, shape);
+    await source.read(name, new Float32Array(buf, ptr, shape.reduce((a, b) => a * b, 1)));
+  };
+  const normInto = async (n: NormPtrs, weight: string, bias: string) => {
+    if (!n) return;
+    await vectorInto(weight, n.weight, [c.hiddenSize]);
+    await vectorInto(bias, n.bias, [c.hiddenSize]);
+  };
+
+  const d = c.hiddenSize;
+  const dk = c.keyDim;
+  const glu = c.gluDim;
+  await rowsInto(EMBED, plan.embed, 0, c.vocabSize);
+  if (plan.head !== plan.embed) await rowsInto(LM_HEAD, plan.head, 0, c.vocabSize);
+  for (let i = 0; i < plan.layers.length; i++) {
+    const L = plan.layers[i];
+    const t = (x: LayerTensor) => layerTensorName(i, x);
+    await normInto(L.tokenNorm, t("token_norm_weight"), t("token_norm_bias"));
+    await rowsInto(t("q_proj"), L.wx, 0, dk);
+    await rowsInto(t("k_gate"), L.wx, dk, dk);
+    await rowsInto(t("v_proj"), L.wx, 2 * dk, d);
+    await rowsInto(t("g_proj"), L.wx, 2 * dk + d, d);
+    await vectorInto(t("g_proj_bias"), L.gBias, [d]);
+    await vectorInto(t("conv1d"), L.conv, [d, 1, 4]);
+    await vectorInto(t("aug_balance"), L.aug, [dk]);
+    await rowsInto(t("out_proj"), L.wo, 0, d);
+    await normInto(L.channelNorm, t("channel_norm_weight"), t("channel_norm_bias"));
+    await rowsInto(t("l1"), L.w12, 0, glu);
+    await rowsInto(t("l2"), L.w12, glu, glu);
+    await rowsInto(t("l3"), L.w3, 0, d);
+    if (L.b12) {
+      await vectorInto(t("l1_bias"), L.b12, [glu]);
+      await vectorInto(t("l2_bias"), L.b12 + 4 * glu, [glu]);
+      await vectorInto(t("l3_bias"), L.b3, [d]);
+    }
+  }
+  await normInto(plan.finalNorm, FINAL_NORM_WEIGHT, FINAL_NORM_BIAS);
+}

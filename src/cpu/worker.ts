@@ -1,0 +1,42 @@
+/**
+ * One thread of the CPU engine's pool (worker_threads in Node, a module Web
+ * Worker in browsers): instantiates the kernels on the shared memory, then
+ * loops forever on the job slot of pool-protocol.ts until told to quit.
+ */
+import { instantiateKernels } from "./kernels.js";
+import { DONE, GEN, QUIT, SPINS, runShare } from "./pool-protocol.js";
+
+export interface WorkerInit {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  control: SharedArrayBuffer;
+  tid: number;
+}
+
+function serve(init: WorkerInit, ready: () => void): void {
+  const kernels = instantiateKernels(init.module, init.memory);
+  const ctl = new Int32Array(init.control);
+  let seen = Atomics.load(ctl, GEN);
+  ready();
+  for (;;) {
+    let spins = 0;
+    while (Atomics.load(ctl, GEN) === seen) {
+      if (++spins > SPINS) {
+        Atomics.wait(ctl, GEN, seen);
+        spins = 0;
+      }
+    }
+    seen = Atomics.load(ctl, GEN);
+    if (Atomics.load(ctl, QUIT)) return;
+    runShare(kernels, ctl, init.tid);
+    Atomics.add(ctl, DONE, 1);
+  }
+}
+
+const g = globalThis as { process?: { versions?: { node?: string } }; onmessage?: unknown; postMessage?: (m: unknown) => void };
+if (g.process?.versions?.node) {
+  const { parentPort, workerData } = await import("node:worker_threads");
+  if (parentPort) serve(workerData as WorkerInit, () => parentPort.postMessage("ready"));
+} else {
+  g.onmessage = (e: { data: WorkerInit }) => serve(e.data, () => g.postMessage!("ready"));
+}

@@ -1,0 +1,107 @@
+import type { GluActivation } from "../model/config.js";
+import { gluActSource, uniformU32, type BindingKind, type BufferPart, type Pipelines } from "./pipelines.js";
+
+/** A workgroup tile of shaders/gemm.wgsl: BM x BN outputs, K step BK, TM x TN per thread. */
+export interface GemmTile {
+  BM: number;
+  BN: number;
+  BK: number;
+  TM: number;
+  TN: number;
+}
+
+/**
+ * Tile variants, largest first. Big tiles reuse each loaded value more
+ * (8x8 per thread), small ones keep all multiprocessors busy when few output
+ * tiles exist (short prompts, narrow projections).
+ */
+export const GEMM_TILES: Record<string, GemmTile> = {
+  t128x128: { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
+  t128x64: { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
+  t64x64: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+  t32x64: { BM: 32, BN: 64, BK: 16, TM: 4, TN: 4 },
+};
+
+/** Workgroups the device should get at least, to fill a big GPU (about 2 waves on 100+ multiprocessors). */
+const ENOUGH_WORKGROUPS = 256;
+
+export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile> = GEMM_TILES): GemmTile {
+  const all = Object.values(tiles);
+  for (const t of all) if (Math.ceil(M / t.BM) * Math.ceil(N / t.BN) >= ENOUGH_WORKGROUPS) return t;
+  return all[all.length - 1];
+}
+
+export const GEMM_BINDINGS: BindingKind[] = ["uniform", "uniform", "read", "read", "read", "rw"];
+
+export type GemmEpilogue = "store" | "add" | "glu";
+const EPILOGUE_CODE: Record<GemmEpilogue, number> = { store: 0, add: 1, glu: 2 };
+
+export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivation = "silu") {
+  return {
+    files: ["math.wgsl", "activations.wgsl", "gemm.wgsl"],
+    defs: { ...tile, EPILOGUE: EPILOGUE_CODE[epilogue] },
+    extra: gluActSource(act),
+    bindings: GEMM_BINDINGS,
+  };
+}
+
+export interface GemmShape {
+  /** Output columns (for "glu": the interleaved l1/l2 rows, twice the output width). */
+  N: number;
+  K: number;
+  /** Row strides in floats. */
+  lda: number;
+  ldc: number;
+  aOff?: number;
+  cOff?: number;
+  wOff?: number;
+  bOff?: number;
+}
+
+/**
+ * One projection bound to its buffers: C (op)= A W^T + bias, with M (rows)
+ * read from the `rows` uniform at run time, so the same bind group serves
+ * every chunk length.
+ */
+export class GemmOp {
+  private readonly pipelines = new Map<GemmTile, GPUComputePipeline>();
+  private readonly bindGroup: GPUBindGroup;
+  readonly params: GPUBuffer;
+
+  private constructor(
+    private readonly shape: GemmShape,
+    readonly epilogue: GemmEpilogue,
+    private readonly tiles: Record<string, GemmTile>,
+    pipes: [GemmTile, GPUComputePipeline][],
+    p: Pipelines,
+    parts: { rows: BufferPart; A: BufferPart; W: BufferPart; bias: BufferPart; C: BufferPart },
+  ) {
+    for (const [t, pl] of pipes) this.pipelines.set(t, pl);
+    const s = shape;
+    this.params = uniformU32(p.device, [s.N, s.K, s.lda, s.ldc, s.aOff ?? 0, s.cOff ?? 0, s.wOff ?? 0, s.bOff ?? 0], "gemm params");
+    this.bindGroup = p.bindGroup(GEMM_BINDINGS, [this.params, parts.rows, parts.A, parts.W, parts.bias, parts.C], "gemm");
+  }
+
+  static async create(
+    p: Pipelines,
+    shape: GemmShape,
+    epilogue: GemmEpilogue,
+    act: GluActivation,
+    parts: { rows: BufferPart; A: BufferPart; W: BufferPart; bias: BufferPart; C: BufferPart },
+    tiles: Record<string, GemmTile> = GEMM_TILES,
+  ): Promise<GemmOp> {
+    const pipes = await Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act))] as [GemmTile, GPUComputePipeline]));
+    return new GemmOp(shape, epilogue, tiles, pipes, p, parts);
+  }
+
+  /** Records the product for M rows (M must equal the value in the rows uniform when this runs). */
+  encode(pass: GPUComputePassEncoder, M: number, tile = chooseTile(M, this.shape.N, this.tiles)): void {
+    pass.setPipeline(this.pipelines.get(tile)!);
+    pass.setBindGroup(0, this.bindGroup);
+    pass.dispatchWorkgroups(Math.ceil(this.shape.N / tile.BN), Math.ceil(M / tile.BM));
+  }
+
+  destroy(): void {
+    this.params.destroy();
+  }
+}
