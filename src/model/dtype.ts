@@ -27,12 +27,15 @@ function f16Lookup(): Float32Array {
 export function convertF16ToF32(src: Uint16Array, dest: Float32Array): void {
   if (dest.length < src.length) throw new RangeError(`f16 conversion: destination holds ${dest.length} values, source ${src.length}`);
   const table = f16Lookup();
-  for (let i = 0; i < src.length; i++) dest[i] = table[src[i]];
+  const n = src.length;
+  for (let i = 0; i < n; i++) dest[i] = table[src[i]];
 }
 
 /** bfloat16 is the top half of an f32: shifting the pattern up is exact (NaN payloads kept). */
 export function convertBF16ToF32(src: Uint16Array, dest: Float32Array): void {
   if (dest.length < src.length) throw new RangeError(`bf16 conversion: destination holds ${dest.length} values, source ${src.length}`);
-  const out = new Uint32Array(dest.buffer, dest.byteOffset, src.length);
-  for (let i = 0; i < src.length; i++) out[i] = src[i] << 16;
+  // Int32: the shifted pattern is stored as is (a Uint32Array store would first convert the negative int32).
+  const out = new Int32Array(dest.buffer, dest.byteOffset, src.length);
+  const n = src.length;
+  for (let i = 0; i < n; i++) out[i] = src[i] << 16;
 }

@@ -1,0 +1,57 @@
+// Chunked GLA, pass 1 of 3: each 64-token chunk's own contribution to the
+// state at its end (spec §4), per head:
+//   U_c = sum_s (k_s * exp(b_last - b_s))^T v_s        [K, V]
+// every exponent <= 0. Workgroup = (chunk, head); the chunk's keys and
+// values are staged 16 tokens at a time.
+// Host constants: H, K, V, DK, NP (projection row stride), V_OFF (column of v).
+
+struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read> Kk: array<f32>;
+@group(0) @binding(4) var<storage, read_write> U: array<f32>;
+
+const NT: u32 = 256u;
+const EPT: u32 = (K * V + NT - 1u) / NT;
+
+var<workgroup> kd: array<f32, 16u * K>;
+var<workgroup> vs: array<f32, 16u * V>;
+
+@compute @workgroup_size(NT)
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let c = wid.x;
+  let h = wid.y;
+  let last = (c * 64u + 63u) * DK + h * K;
+  var acc: array<f32, EPT>;
+  for (var s0 = 0u; s0 < 64u; s0 += 16u) {
+    for (var e = tid; e < 16u * K; e += NT) {
+      let s = e / K;
+      let k = e % K;
+      let row = c * 64u + s0 + s;
+      let i = row * DK + h * K + k;
+      kd[e] = Kk[i] * exp(B[last + k] - B[i]);
+    }
+    for (var e = tid; e < 16u * V; e += NT) {
+      let row = c * 64u + s0 + e / V;
+      vs[e] = select(0.0, P[row * NP + V_OFF + h * V + e % V], row < dims.T);
+    }
+    workgroupBarrier();
+    for (var i = 0u; i < EPT; i++) {
+      let e = tid + i * NT;
+      if (e < K * V) {
+        let k = e / V;
+        let v = e % V;
+        var a = acc[i];
+        for (var s = 0u; s < 16u; s++) { a = fma(kd[s * K + k], vs[s * V + v], a); }
+        acc[i] = a;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < EPT; i++) {
+    let e = tid + i * NT;
+    if (e < K * V) { U[(c * H + h) * K * V + e] = acc[i]; }
+  }
+}

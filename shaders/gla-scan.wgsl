@@ -1,0 +1,28 @@
+// Chunked GLA, pass 2 of 3: the state across chunks, in f32 (spec §4).
+// One thread per state entry (h, k, v) walks the chunks in order:
+//   S_start(c) = S;  S = exp(b_last(c)) * S + U_c
+// U_c is replaced by S_start(c) (what pass 3 reads), and the layer's state
+// buffer ends holding the state after the prompt.
+// Host constants: H, K, V, DK.
+
+struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> U: array<f32>;
+@group(0) @binding(3) var<storage, read_write> S: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let e = gid.x;
+  if (e >= H * K * V) { return; }
+  let hk = e / V;  // h * K + k
+  var s = S[e];
+  for (var c = 0u; c < dims.nC; c++) {
+    let i = c * H * K * V + e;
+    let u = U[i];
+    U[i] = s;
+    s = fma(exp(B[(c * 64u + 63u) * DK + hk]), s, u);
+  }
+  S[e] = s;
+}
