@@ -227,7 +227,8 @@ export function matVecQ8(w: usize, xq: usize, y: usize, cols: i32, accumulate: i
   const lo = v128.and(nib, i8x16.splat(0x0f));
   const hi = i8x16.shr_u(nib, 4);
   if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb), lo, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xb, 16), hi, i32x4.splat(0)));
+    const p = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xb), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xb, 16), hi));
+    return i32x4.extadd_pairwise_i16x8_s(p);
   }
   const l = i8x16.sub(lo, i8x16.splat(8));
   const h = i8x16.sub(hi, i8x16.splat(8));

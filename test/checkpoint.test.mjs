@@ -4,7 +4,8 @@
 // official tensor names.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { MetalaError } from "../dist/errors.js";
@@ -259,6 +260,25 @@ test("presets: the table's sizes, a WeightSource of every expected tensor, seede
     assert.ok(st.std > 0.05, `${name} is not zero: ${JSON.stringify(st)}`);
   }
   assert.throws(() => presetSource("metala-7b"), (e) => e instanceof MetalaError && e.kind === "usage" && e.message.includes("metala-380m"));
+});
+
+test("browser-safe modules never statically import node: modules (openCheckpoint reaches node:fs only by dynamic import)", () => {
+  const dist = resolve(dirname(fileURLToPath(import.meta.url)), "../dist");
+  const seen = new Set();
+  const visit = (file, chain) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const code = readFileSync(file, "utf8");
+    // Static imports and re-exports only: `import x from "y"`, `import "y"`, `export ... from "y"`.
+    for (const m of code.matchAll(/^(?:import|export)\s[^;]*?from\s*"([^"]+)"|^import\s*"([^"]+)"/gm)) {
+      const spec = m[1] ?? m[2];
+      if (spec.startsWith("node:")) assert.unreachable(`${[...chain, file].join(" -> ")} imports ${spec}`);
+      if (spec.startsWith(".")) visit(resolve(dirname(file), spec), [...chain, file]);
+    }
+  };
+  for (const entry of ["model/checkpoint.js", "model/preset.js", "io/url-source.js", "io/blob-source.js"]) visit(join(dist, entry), []);
+  assert.ok(seen.has(join(dist, "io/safetensors.js")), "the walk follows imports");
+  assert.not.ok(seen.has(join(dist, "io/node-folder.js")));
 });
 
 test.run();

@@ -76,6 +76,14 @@ test("eval: prefill in small chunks and a prefill/step split give the expected n
   }
 });
 
+test("eval: the state moves between engines (reference <-> wasm) at --prefill-tokens", () => {
+  const c = caseWith(tiny, 130);
+  for (const [p, d] of [["reference", "wasm"], ["wasm", "reference"]]) {
+    const out = evalJson("--model", tiny, "--tokens", c.tokens.join(","), "--prefill-tokens", "64", "--prefill-device", p, "--decode-device", d, "--threads", "1");
+    assert.ok(close(out.nll, c.nll, 1e-4), `${p} -> ${d}: nll ${out.nll}, expected ${c.nll}`);
+  }
+});
+
 test("eval plain output names the nll and perplexity", () => {
   const c = caseWith(tiny, 3);
   const r = metala("eval", "--model", tiny, "--tokens", "5,9,13");

@@ -81,6 +81,21 @@ test("tiktoken without a config: cl100k pattern, no specials, and notes saying s
   for (const c of expected.tiktoken.bare_cases) assert.equal(bare.encode(c.text), c.ids, c.text);
 });
 
+test("a 100k vocabulary (js-tiktoken's cl100k, as a .tiktoken file) encodes as js-tiktoken's own cl100k", async () => {
+  const { default: ranks } = await import("js-tiktoken/ranks/cl100k_base");
+  const { Tiktoken } = await import("js-tiktoken/lite");
+  const lines = [];
+  for (const line of ranks.bpe_ranks.split("\n")) {
+    const [, offset, ...tokens] = line.split(" ");
+    tokens.forEach((t, i) => lines.push(`${t} ${Number(offset) + i}`));
+  }
+  const t = loadTokenizer({ "cl100k.tiktoken": lines.join("\n"), "tokenizer_config.json": JSON.stringify({ special_tokens: ranks.special_tokens }) }, "mem");
+  const ref = new Tiktoken(ranks);
+  assert.is(t.vocabSize, 100277);
+  for (const text of [...UNICODE, "The jury's 12345 IT'LL  be\n\n fine<|endoftext|>", "  x = f(y) ;; // 3.14159"])
+    assert.equal(t.encode(text), ref.encode(text, "all"), text);
+});
+
 test("round trips, unicode included", () => {
   for (const tok of [bpe, tik, bare])
     for (const text of [...expected.bpe.cases.map((c) => c.text), ...UNICODE])

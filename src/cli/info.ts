@@ -74,12 +74,16 @@ function stateBytes(c: MetalaConfig): number {
 async function engines(): Promise<Record<string, EngineInfo>> {
   const out: Record<string, EngineInfo> = { reference: { available: true, detail: "TypeScript, float64 activations (slow; the oracle)" } };
 
-  const cpu = await importOptional<{ wasmInfo?: () => Promise<{ description?: string } | string> }>("../cpu/engine.js");
+  const cpu = await importOptional<{ wasmFeatures?: () => Promise<{ simd: boolean; relaxedSimd: boolean; threads: boolean; cores: number }> }>(
+    "../cpu/engine.js",
+  );
   if (cpu === undefined) out.wasm = { available: false, detail: "not in this build" };
-  else if (typeof cpu.wasmInfo === "function") {
-    const w = await cpu.wasmInfo();
-    out.wasm = { available: true, detail: typeof w === "string" ? w : (w.description ?? JSON.stringify(w)) };
-  } else out.wasm = { available: true, detail: "in this build" };
+  else if (typeof cpu.wasmFeatures !== "function") out.wasm = { available: true, detail: "in this build (no feature probe)" };
+  else {
+    const f = await cpu.wasmFeatures();
+    const features = `SIMD ${f.simd ? "yes" : "no"}, relaxed SIMD ${f.relaxedSimd ? "yes" : "no"}, threads ${f.threads ? `yes (${f.cores} cores)` : "no"}`;
+    out.wasm = f.simd ? { available: true, detail: features } : { available: false, detail: `this host's WebAssembly lacks SIMD (${features})` };
+  }
 
   const gpuEngine = await importOptional<object>("../gpu/engine.js");
   const device = await importOptional<{ webgpuInfo?: () => Promise<{ available: boolean; reason?: string; vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean; source?: string }> }>(

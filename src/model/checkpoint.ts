@@ -100,7 +100,7 @@ export async function openCheckpointFromSources(files: CheckpointFiles): Promise
     const configLabel = `${files.label}/config.json`;
     const configJson = typeof files.config === "string" ? parseJsonText(files.config, configLabel) : files.config;
     const config = parseConfig(configJson, configLabel);
-    const located = files.index === undefined ? await locateInFiles(sources) : await locateByIndex(files, sources);
+    const located = files.index === undefined ? await locateInFiles(sources, files.label) : await locateByIndex(files, sources);
     // Where a missing tensor should have been: the one file, the index, or the set of files given.
     const home = sources.size === 1 ? [...sources.values()][0].label : files.index !== undefined ? `${files.label}/${INDEX_FILE}` : files.label;
     validateTensors(config, located, home);
@@ -128,8 +128,8 @@ export async function openCheckpointFromBlobs(blobs: ReadonlyMap<string, Blob>, 
   return openCheckpointFromSources(await readCheckpointBlobs(blobs, label));
 }
 
-async function locateInFiles(sources: Map<string, ByteSource>): Promise<Map<string, Located>> {
-  if (sources.size === 0) throw new MetalaError("io", "no safetensors files given");
+async function locateInFiles(sources: Map<string, ByteSource>, label: string): Promise<Map<string, Located>> {
+  if (sources.size === 0) throw new MetalaError("io", `${label}: no safetensors files given`);
   const parsed = await Promise.all([...sources.values()].map(readSafetensors));
   const located = new Map<string, Located>();
   for (const file of parsed)

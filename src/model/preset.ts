@@ -71,7 +71,10 @@ export function randomWeightSource(config: MetalaConfig, label: string, seed = 1
     storedBytes: 4 * parameterCount(config, tiedHead),
     has: (name) => specs.has(name),
     shape: (name) => find(name).shape,
-    storedDType: (name): StoredDType => (find(name), "F32"),
+    storedDType(name): StoredDType {
+      find(name); // an unknown name is an error here too
+      return "F32";
+    },
     async read(name, dest) {
       const spec = find(name);
       const count = spec.shape.reduce((a, b) => a * b, 1);

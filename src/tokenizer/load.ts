@@ -4,8 +4,12 @@ import { createHuggingFaceTokenizer } from "./huggingface.js";
 import { createTiktokenTokenizer } from "./tiktoken.js";
 import type { Tokenizer, TokenizerFiles } from "./tokenizer.js";
 
-/** The file names loadTokenizer reads; a host that lists a folder passes these (and every *.tiktoken). */
-export const TOKENIZER_FILE_NAMES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] as const;
+/**
+ * The file names loadTokenizer reads. A host that can list a folder passes
+ * these and every *.tiktoken; one that cannot (HTTP) fetches these, which
+ * include the vocabulary name of the released MetaLA checkpoints.
+ */
+export const TOKENIZER_FILE_NAMES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "transnormer_100k.tiktoken"] as const;
 
 export function isTokenizerFileName(name: string): boolean {
   return (TOKENIZER_FILE_NAMES as readonly string[]).includes(name) || name.endsWith(".tiktoken");

@@ -18,7 +18,8 @@ function base64Bytes(b64: string): Uint8Array {
 function parseRanks(text: string, file: string): { b64ByRank: Map<number, string>; bytesByRank: Map<number, Uint8Array> } {
   const b64ByRank = new Map<number, string>();
   const bytesByRank = new Map<number, Uint8Array>();
-  const seen = new Set<string>();
+  const seen = new Set<string>(); // base64 spellings: one per byte string, as the file is written by base64-encoding
+  const singleBytes = new Uint8Array(256);
   const lines = text.split("\n");
   for (let n = 0; n < lines.length; n++) {
     const line = lines[n].trim();
@@ -28,17 +29,17 @@ function parseRanks(text: string, file: string): { b64ByRank: Map<number, string
     if (parts.length !== 2 || !BASE64.test(parts[0]) || !/^\d+$/.test(parts[1]) || !Number.isSafeInteger(rank))
       throw new MetalaError("format", `${file} line ${n + 1}: expected "<base64 token> <rank>", got ${JSON.stringify(line.slice(0, 60))}`);
     if (b64ByRank.has(rank)) throw new MetalaError("format", `${file} line ${n + 1}: rank ${rank} appears twice`);
+    if (seen.has(parts[0])) throw new MetalaError("format", `${file} line ${n + 1}: token ${parts[0]} appears twice`);
+    seen.add(parts[0]);
     const bytes = base64Bytes(parts[0]);
-    const key = bytes.join(",");
-    if (seen.has(key)) throw new MetalaError("format", `${file} line ${n + 1}: token ${parts[0]} appears twice`);
-    seen.add(key);
+    if (bytes.length === 1) singleBytes[bytes[0]] = 1;
     b64ByRank.set(rank, parts[0]);
     bytesByRank.set(rank, bytes);
   }
   if (b64ByRank.size === 0) throw new MetalaError("format", `${file}: no tokens`);
   // Byte-level BPE can encode any text only if every single byte is a token (tiktoken's own invariant).
   for (let b = 0; b < 256; b++)
-    if (!seen.has(String(b)))
+    if (!singleBytes[b])
       throw new MetalaError("format", `${file}: byte 0x${b.toString(16).padStart(2, "0")} has no token, so not every text can be encoded`);
   return { b64ByRank, bytesByRank };
 }
@@ -100,7 +101,7 @@ export function createTiktokenTokenizer(vocabText: string, vocabFile: string, co
 
   const pat = config.pat_str ?? config.pattern;
   if (pat !== undefined && typeof pat !== "string") throw new MetalaError("format", `${configFile}: "pat_str" must be a string`);
-  if (pat === undefined) notes.push(`${configFile} gives no regex pattern (pat_str): using cl100k's`);
+  if (pat === undefined) notes.push(`${vocabFile}: no regex pattern given ("pat_str" in tokenizer_config.json): using cl100k's`);
   const pattern = pat === undefined ? CL100K_PATTERN : checkedJsPattern(pat, `${configFile} pat_str`);
 
   const specialTokens = configSpecialTokens(config, configFile);
@@ -112,7 +113,8 @@ export function createTiktokenTokenizer(vocabText: string, vocabFile: string, co
       throw new MetalaError("format", `${configFile}: special token ${JSON.stringify(content)} has id ${id}, which ${vocabFile} already gives to another token`);
     specialBytes.set(id, utf8.encode(content));
   }
-  if (specialTokens.size === 0) notes.push(`${configFile} gives no special tokens: text is encoded with ordinary tokens only`);
+  if (specialTokens.size === 0)
+    notes.push(`${vocabFile}: no special tokens given ("special_tokens" or "added_tokens_decoder" in tokenizer_config.json)`);
 
   let vocabSize = 0;
   for (const id of bytesByRank.keys()) vocabSize = Math.max(vocabSize, id + 1);

@@ -129,6 +129,7 @@ def main():
     ap.add_argument("--valid-examples", type=int, default=256)
     ap.add_argument("--dtype", default="F16", choices=["F16", "BF16", "F32"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stop-at", type=float, default=0.995, help="end early at this validation accuracy")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -178,6 +179,8 @@ def main():
             running, running_n = 0.0, 0
             if acc >= best[0]:
                 best = (acc, {k: t.detach().clone() for k, t in model.state_dict().items()}, step)
+            if acc >= args.stop_at:
+                break
 
     model.load_state_dict(best[1])
     metala_torch.save_checkpoint(model, args.out, dtype=args.dtype)

@@ -1,0 +1,49 @@
+// The pre-norms and the final norm, one workgroup per token row:
+//   LAYERNORM false: x / sqrt(mean(x^2) + 1e-6)       ("simplermsnorm", no weight)
+//   LAYERNORM true:  (x - mean) / sqrt(var + 1e-5) * w + b   (nn.LayerNorm)
+// Rows dims.start .. dims.start + dims.T of X go to rows 0.. of Y (the
+// final norm reads only the rows whose logits are wanted).
+// Host constants: D, LAYERNORM: bool.
+
+struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+
+const NT: u32 = 256u;
+var<workgroup> red: array<f32, NT>;
+
+fn sum_all(x: f32, tid: u32) -> f32 {
+  red[tid] = x;
+  workgroupBarrier();
+  for (var s = NT / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) { red[tid] += red[tid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(NT)
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let src = (dims.start + wid.x) * D;
+  let dst = wid.x * D;
+  if (LAYERNORM) {
+    var s = 0.0;
+    for (var i = tid; i < D; i += NT) { s += X[src + i]; }
+    let mean = sum_all(s, tid) / f32(D);
+    var q = 0.0;
+    for (var i = tid; i < D; i += NT) { let e = X[src + i] - mean; q += e * e; }
+    let inv = inverseSqrt(sum_all(q, tid) / f32(D) + 1e-5);
+    for (var i = tid; i < D; i += NT) { Y[dst + i] = (X[src + i] - mean) * inv * w[i] + bias[i]; }
+  } else {
+    var q = 0.0;
+    for (var i = tid; i < D; i += NT) { q += X[src + i] * X[src + i]; }
+    let inv = inverseSqrt(sum_all(q, tid) / f32(D) + 1e-6);
+    for (var i = tid; i < D; i += NT) { Y[dst + i] = X[src + i] * inv; }
+  }
+}

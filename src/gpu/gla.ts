@@ -1,0 +1,51 @@
+import { cdiv, makeDispatch, type Dispatch, type ModelDefs } from "./dispatch.js";
+import type { BufferPart, Pipelines } from "./pipelines.js";
+
+/**
+ * One layer's chunked GLA and what follows it per token (spec §2 steps 3-6
+ * and the gate): decay and key, chunk states, the scan across chunks, the
+ * chunk outputs, then self-augmentation + head norm + gate, in place in O.
+ */
+export interface GlaBuffers {
+  dims: BufferPart; // {T, nC, start}
+  P: BufferPart; // [T, NP] projections [q | k_gate | v | g]
+  B: BufferPart; // [nC*64, DK] cumulative log decay in each chunk
+  Kk: BufferPart; // [nC*64, DK] keys
+  U: BufferPart; // [nC, H, K, V] chunk contributions, then chunk start states
+  S: BufferPart; // [H, K, V] the layer's state, read and written
+  O: BufferPart; // [T, D] output
+  waug: BufferPart; // [DK] aug_balance
+}
+
+export class GlaOp {
+  private constructor(private readonly steps: Dispatch[]) {}
+
+  static async create(p: Pipelines, m: ModelDefs, b: GlaBuffers): Promise<GlaOp> {
+    const steps = await Promise.all([
+      makeDispatch(p, ["math.wgsl", "gla-decay-key.wgsl"], { DK: m.DK, NP: m.NP, A_OFF: m.A_OFF }, ["uniform", "read", "rw", "rw"], [b.dims, b.P, b.B, b.Kk], (_T, nC) => [cdiv(m.DK, 64), nC]),
+      makeDispatch(p, ["gla-chunk-state.wgsl"], { H: m.H, K: m.K, V: m.V, DK: m.DK, NP: m.NP, V_OFF: m.V_OFF }, ["uniform", "read", "read", "read", "rw"], [b.dims, b.P, b.B, b.Kk, b.U], (_T, nC) => [nC, m.H]),
+      makeDispatch(p, ["gla-scan.wgsl"], { H: m.H, K: m.K, V: m.V, DK: m.DK }, ["uniform", "read", "rw", "rw"], [b.dims, b.B, b.U, b.S], () => [cdiv(m.H * m.K * m.V, 256)]),
+      makeDispatch(
+        p,
+        ["gla-output.wgsl"],
+        { H: m.H, K: m.K, V: m.V, DK: m.DK, D: m.D, NP: m.NP, Q_OFF: m.Q_OFF, V_OFF: m.V_OFF, SCALE: m.SCALE },
+        ["uniform", "read", "read", "read", "read", "rw"],
+        [b.dims, b.P, b.B, b.Kk, b.U, b.O],
+        (_T, nC) => [nC, m.H],
+      ),
+      makeDispatch(
+        p,
+        ["math.wgsl", "gla-finish.wgsl"],
+        { K: m.K, V: m.V, DK: m.DK, D: m.D, NP: m.NP, Q_OFF: m.Q_OFF, V_OFF: m.V_OFF, G_OFF: m.G_OFF },
+        ["uniform", "read", "read", "read", "rw"],
+        [b.dims, b.P, b.Kk, b.waug, b.O],
+        (T) => [T, m.H],
+      ),
+    ]);
+    return new GlaOp(steps);
+  }
+
+  encode(pass: GPUComputePassEncoder, T: number, nC: number): void {
+    for (const s of this.steps) s.encode(pass, T, nC);
+  }
+}
