@@ -2,14 +2,13 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { MetalaError } from "../errors.js";
 import { parseJsonText } from "../io/json-file.js";
-import { openCheckpoint } from "../model/checkpoint.js";
 import { generateMqar, type MqarTask } from "../mqar/generate.js";
 import { scoreMqar } from "../mqar/score.js";
 import { digestMqarSet, mqarSetToJson, taskFromJson } from "../mqar/set-file.js";
-import { createReferenceEngine } from "../reference/engine.js";
-import { intFlag, numberFlag, parseFlags, choiceFlag } from "./args.js";
+import { choiceFlag, intFlag, numberFlag, parseFlags } from "./args.js";
+import { createEngine, DEVICES, DTYPES, openModel, resolveDevice, resolveModelDir } from "./common.js";
 
-const USAGE = `metala mqar --model DIR [--seed S] [--examples N] [--device reference] [--json]
+const USAGE = `metala mqar --model DIR [--seed S] [--examples N] [--device reference|wasm|webgpu|auto] [--dtype f32|q8|q4] [--json]
 metala mqar --write-set FILE [--model DIR | --vocab V --seq-len L --pairs N] [--seed S] [--examples N]
 
 Multi-query associative recall (Zoology): scores the model on a seeded test
@@ -21,6 +20,8 @@ const OPTIONS = {
   seed: { type: "string" },
   examples: { type: "string" },
   device: { type: "string" },
+  dtype: { type: "string" },
+  threads: { type: "string" },
   json: { type: "boolean" },
   "write-set": { type: "string" },
   vocab: { type: "string" },
@@ -87,14 +88,23 @@ export async function main(args: string[]): Promise<void> {
     if (modelDir === undefined) return;
   }
 
-  const device = choiceFlag(f.device as string | undefined, "device", ["reference"] as const, "reference");
-  const source = await openCheckpoint(modelDir!);
-  const engine = await createReferenceEngine(source);
+  const device = choiceFlag(f.device as string | undefined, "device", DEVICES, "auto");
+  const dtype = choiceFlag(f.dtype as string | undefined, "dtype", DTYPES, "f32");
+  const threads = f.threads === undefined ? undefined : intFlag(f.threads as string, "threads", 1, 256, 1);
+  const source = await openModel(resolveModelDir(modelDir));
+  let engine;
+  try {
+    engine = await createEngine(resolveDevice(device), source, { dtype, threads });
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
   try {
     const score = await scoreMqar(engine, set);
     const result = {
       model: modelDir,
-      device,
+      device: engine.kind,
+      dtype,
       engine: engine.description,
       vocab_size: task.vocabSize,
       seq_len: task.seqLen,

@@ -28,6 +28,8 @@ export interface GpuWeights {
   embed: MatrixPart[];
   head: MatrixPart[];
   finalNorm: { w: GPUBuffer; b: GPUBuffer };
+  /** Zeros, long enough to be the bias of any projection without one. */
+  zeroBias: GPUBuffer;
   layers: GpuLayerWeights[];
   /** Bytes of weights on the device. */
   bytes: number;
@@ -114,7 +116,8 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
     const embed = splitRows(await source.read(EMBED), c.vocabSize, d, "embed");
     const head = source.tiedHead ? embed : splitRows(await source.read(LM_HEAD), c.vocabSize, d, "head");
     const finalNorm = await norm(FINAL_NORM_WEIGHT, FINAL_NORM_BIAS, "final");
-    return { embed, head, finalNorm, layers, bytes, destroy: () => owned.forEach((b) => b.destroy()) };
+    const zeroBias = zeros(Math.max(c.vocabSize, 2 * dk + 2 * d, 2 * glu), "zero bias");
+    return { embed, head, finalNorm, zeroBias, layers, bytes, destroy: () => owned.forEach((b) => b.destroy()) };
   } catch (e) {
     owned.forEach((b) => b.destroy());
     throw e;

@@ -1,0 +1,165 @@
+/**
+ * `metala bench`: decode and prefill speed of one engine on one model, set
+ * against that engine's own measured memory bandwidth (the roofline of a
+ * bandwidth-bound decode step), and peak memory.
+ *
+ *   metala bench [--model DIR | --preset NAME] [--device wasm] [--dtype f32|f16|q8|q4]
+ *                [--threads N] [--prompt-tokens 512] [--decode-tokens 64] [--json]
+ *
+ * Engines plug in through BENCH_DEVICES: each loads a model and offers a
+ * read-bandwidth probe run with the same threads in the same process.
+ */
+import type { Engine } from "../engine.js";
+import { MetalaError } from "../errors.js";
+import type { WeightSource } from "../model/source.js";
+import { choiceFlag, intFlag, parseFlags } from "./args.js";
+
+const DTYPES = ["f32", "f16", "q8", "q4"] as const;
+type BenchDType = (typeof DTYPES)[number];
+
+/** What bench needs from an engine beyond the Engine interface. */
+export interface BenchTarget {
+  engine: Engine;
+  dtype: string;
+  threads: number;
+  /** Bytes one decode step reads from memory. */
+  weightBytesPerToken: number;
+  /** Bytes of weights held by the engine (the peak-RSS budget is 1.2x this + 100 MB). */
+  weightBytes: number;
+  /** Read bandwidth of the engine's memory in GB/s, same threads, this process. */
+  probeBandwidth(): number | Promise<number>;
+}
+
+export type BenchDevice = (source: WeightSource, opts: { dtype: BenchDType; threads?: number }) => Promise<BenchTarget>;
+
+export const BENCH_DEVICES: Record<string, BenchDevice> = {
+  async wasm(source, opts) {
+    const { createWasmEngine } = await import("../cpu/engine.js");
+    const engine = await createWasmEngine(source, opts);
+    return {
+      engine,
+      dtype: engine.dtype,
+      threads: engine.threads,
+      weightBytesPerToken: engine.weightBytesPerToken,
+      weightBytes: engine.weightBytes,
+      probeBandwidth: () => engine.probeBandwidth(),
+    };
+  },
+};
+
+async function openSource(model: string | undefined, preset: string | undefined): Promise<WeightSource> {
+  if (model !== undefined && preset !== undefined) throw new MetalaError("usage", "bench: give --model or --preset, not both");
+  if (model !== undefined) {
+    const { openCheckpoint } = await import("../model/checkpoint.js");
+    return openCheckpoint(model);
+  }
+  const { presetSource } = await import("../model/preset.js");
+  return presetSource(preset ?? "metala-380m");
+}
+
+/** Seeded token ids, so that runs are comparable. */
+function tokens(n: number, vocab: number, seed: number): number[] {
+  let x = seed;
+  return Array.from({ length: n }, () => {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    return x % vocab;
+  });
+}
+
+function argmax(v: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return best;
+}
+
+function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+const round = (x: number, digits: number) => Number(x.toFixed(digits));
+
+export async function main(args: string[]): Promise<void> {
+  const f = parseFlags(
+    args,
+    {
+      model: { type: "string" },
+      preset: { type: "string" },
+      device: { type: "string" },
+      dtype: { type: "string" },
+      threads: { type: "string" },
+      "prompt-tokens": { type: "string" },
+      "decode-tokens": { type: "string" },
+      json: { type: "boolean" },
+    },
+    "bench",
+  );
+  const deviceName = choiceFlag(f.device as string | undefined, "device", Object.keys(BENCH_DEVICES), "wasm");
+  const dtype = choiceFlag(f.dtype as string | undefined, "dtype", DTYPES, "f32");
+  const threads = f.threads === undefined ? undefined : intFlag(f.threads as string, "threads", 1, 256, 1);
+  const promptTokens = intFlag(f["prompt-tokens"] as string | undefined, "prompt-tokens", 1, 1 << 20, 512);
+  const decodeTokens = intFlag(f["decode-tokens"] as string | undefined, "decode-tokens", 1, 1 << 20, 64);
+
+  const source = await openSource(f.model as string | undefined, f.preset as string | undefined);
+  const t0 = performance.now();
+  const target = await BENCH_DEVICES[deviceName](source, { dtype, threads });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const vocab = source.config.vocabSize;
+  const session = target.engine.createSession();
+
+  // warm-up: lets the wasm tiers compile the hot kernels before anything is timed
+  await session.prefill(tokens(Math.min(promptTokens, 64), vocab, 7), "last");
+  for (let i = 0; i < 4; i++) await session.step(i % vocab);
+  session.reset();
+
+  const bandwidth = await target.probeBandwidth();
+
+  const prompt = tokens(promptTokens, vocab, 1);
+  let t = performance.now();
+  const last = await session.prefill(prompt, "last");
+  const prefillSeconds = (performance.now() - t) / 1000;
+
+  let next = argmax(last[0]);
+  t = performance.now();
+  for (let i = 0; i < decodeTokens; i++) next = argmax(await session.step(next));
+  const decodeSeconds = (performance.now() - t) / 1000;
+
+  const decodeRate = decodeTokens / decodeSeconds;
+  const roofline = (bandwidth * 1e9) / target.weightBytesPerToken;
+  const rssLimitMb = (1.2 * target.weightBytes) / 1e6 + 100;
+  const result = {
+    device: deviceName,
+    description: target.engine.description,
+    model: source.label,
+    dtype: target.dtype,
+    threads: target.threads,
+    load_s: round(loadSeconds, 2),
+    prompt_tokens: promptTokens,
+    decode_tokens: decodeTokens,
+    prefill_tokens_per_s: round(promptTokens / prefillSeconds, 2),
+    decode_tokens_per_s: round(decodeRate, 2),
+    prefill_vs_decode: round(promptTokens / prefillSeconds / decodeRate, 2),
+    weight_bytes: target.weightBytes,
+    weight_bytes_per_token: target.weightBytesPerToken,
+    mem_bandwidth_gb_s: round(bandwidth, 2),
+    decode_roofline_tokens_per_s: round(roofline, 2),
+    decode_vs_roofline: round(decodeRate / roofline, 3),
+    peak_rss_mb: round(peakRssBytes() / 1e6, 1),
+    peak_rss_limit_mb: round(rssLimitMb, 1),
+  };
+  session.dispose();
+  await target.engine.dispose();
+  await source.close();
+
+  if (f.json) {
+    process.stdout.write(JSON.stringify(result) + "\n");
+    return;
+  }
+  const lines = [
+    `${result.model} on ${result.description}`,
+    `prefill  ${result.prefill_tokens_per_s} tok/s (${promptTokens} tokens)`,
+    `decode   ${result.decode_tokens_per_s} tok/s (${decodeTokens} tokens), ${(100 * result.decode_vs_roofline).toFixed(1)}% of the roofline ${result.decode_roofline_tokens_per_s} tok/s`,
+    `memory   ${result.mem_bandwidth_gb_s} GB/s read, ${(result.weight_bytes_per_token / 1e6).toFixed(1)} MB per token`,
+    `peak RSS ${result.peak_rss_mb} MB (limit ${result.peak_rss_limit_mb} MB)`,
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}

@@ -1,0 +1,135 @@
+import type { MetalaConfig } from "../model/config.js";
+import { cdiv, GLA_CHUNK, makeDispatch, modelDefs, type Dispatch } from "./dispatch.js";
+import { GemmOp } from "./gemm.js";
+import { GlaOp } from "./gla.js";
+import { storageBuffer, uniformU32, type Pipelines } from "./pipelines.js";
+import type { GpuWeights } from "./weights.js";
+
+interface LayerOps {
+  tokenNorm: Dispatch;
+  conv: Dispatch;
+  convState: Dispatch;
+  qkvg: GemmOp;
+  gla: GlaOp;
+  out: GemmOp;
+  channelNorm: Dispatch;
+  glu: GemmOp;
+  down: GemmOp;
+}
+
+export interface ForwardBuffers {
+  tokens: GPUBuffer; // u32 [maxTokens]
+  dims: GPUBuffer; // uniform {T, nC, 0, 0}
+  headDims: GPUBuffer; // uniform {rows wanted, 0, first wanted row, 0}
+  /** Per layer: S [H, K, V] and the conv state [3, d] (the engine-neutral layout). */
+  state: { S: GPUBuffer; conv: GPUBuffer }[];
+  logits: GPUBuffer; // [logitRows, vocab]
+}
+
+/**
+ * The buffers of one session and every dispatch of a forward pass over a
+ * chunk of up to `maxTokens` tokens, all bound once: running a chunk is
+ * writing two small uniforms and the token ids, then recording dispatches.
+ */
+export class GpuForward {
+  private constructor(
+    readonly config: MetalaConfig,
+    readonly maxTokens: number,
+    readonly logitRows: number,
+    readonly buffers: ForwardBuffers,
+    private readonly owned: GPUBuffer[],
+    private readonly embedOps: Dispatch[],
+    private readonly layers: LayerOps[],
+    private readonly finalNorm: Dispatch,
+    private readonly headOps: GemmOp[],
+  ) {}
+
+  static async create(p: Pipelines, w: GpuWeights, c: MetalaConfig, maxTokens: number, logitRows: number): Promise<GpuForward> {
+    const device = p.device;
+    const m = modelDefs(c);
+    const d = c.hiddenSize, glu = c.gluDim, V = c.vocabSize;
+    const nCmax = cdiv(maxTokens, GLA_CHUNK);
+    const owned: GPUBuffer[] = [];
+    const buf = (floats: number, label: string) => {
+      const b = storageBuffer(device, floats * 4, label);
+      owned.push(b);
+      return b;
+    };
+    const tokens = buf(maxTokens, "tokens");
+    const dims = uniformU32(device, [0, 0, 0, 0], "dims");
+    const headDims = uniformU32(device, [0, 0, 0, 0], "head dims");
+    owned.push(dims, headDims);
+    const X = buf(maxTokens * d, "x");
+    const XN = buf(maxTokens * d, "x normed");
+    const CV = buf(maxTokens * d, "conv out");
+    const P = buf(maxTokens * m.NP, "projections");
+    const B = buf(nCmax * GLA_CHUNK * m.DK, "log decay");
+    const Kk = buf(nCmax * GLA_CHUNK * m.DK, "keys");
+    const U = buf(nCmax * m.H * m.K * m.V, "chunk states");
+    const O = buf(maxTokens * d, "gla out");
+    const Hh = buf(maxTokens * glu, "glu hidden");
+    const HN = buf(logitRows * d, "head in");
+    const logits = buf(logitRows * V, "logits");
+    const state = w.layers.map((_, l) => ({ S: buf(m.H * m.K * m.V, `L${l}.S`), conv: buf(3 * d, `L${l}.conv`) }));
+
+    const normDefs = { D: d, LAYERNORM: c.normType === "layernorm" };
+    const rowsGrid = (T: number): [number] => [T];
+    const embedOps = await Promise.all(
+      w.embed.map((part) =>
+        makeDispatch(
+          p,
+          ["embed.wgsl"],
+          { D: d, LO: part.lo, ROWS: part.rows, SCALE: { f32: c.noScaleEmbedding ? 1 : Math.sqrt(d) } },
+          ["uniform", "read", "read", "rw"],
+          [dims, tokens, part.buffer, X],
+          (T) => [cdiv(d, 64), T],
+        ),
+      ),
+    );
+    const layers = await Promise.all(
+      w.layers.map(async (lw, l): Promise<LayerOps> => ({
+        tokenNorm: await makeDispatch(p, ["norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.tokenNorm.w, lw.tokenNorm.b, XN], rowsGrid),
+        conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d }, ["uniform", "read", "read", "read", "rw"], [dims, XN, lw.conv, state[l].conv, CV], (T) => [cdiv(d, 64), T]),
+        convState: await makeDispatch(p, ["short-conv-state.wgsl"], { D: d }, ["uniform", "read", "rw"], [dims, XN, state[l].conv], () => [cdiv(d, 64)]),
+        qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P }),
+        gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug }),
+        out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X }),
+        channelNorm: await makeDispatch(p, ["norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.channelNorm.w, lw.channelNorm.b, XN], rowsGrid),
+        glu: await GemmOp.create(p, { N: 2 * glu, K: d, lda: d, ldc: glu }, "glu", c.gluAct, { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh }),
+        down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X }),
+      })),
+    );
+    const finalNorm = await makeDispatch(p, ["norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [headDims, X, w.finalNorm.w, w.finalNorm.b, HN], rowsGrid);
+    const headOps = await Promise.all(
+      w.head.map((part) => GemmOp.create(p, { N: part.rows, K: d, lda: d, ldc: V, cOff: part.lo }, "store", c.gluAct, { rows: headDims, A: HN, W: part.buffer, bias: w.zeroBias, C: logits })),
+    );
+    return new GpuForward(c, maxTokens, logitRows, { tokens, dims, headDims, state, logits }, owned, embedOps, layers, finalNorm, headOps);
+  }
+
+  /** Records the forward pass of T tokens (already written with their dims), and the head for `headRows` rows. */
+  encode(pass: GPUComputePassEncoder, T: number, headRows: number): void {
+    const nC = cdiv(T, GLA_CHUNK);
+    for (const e of this.embedOps) e.encode(pass, T, nC);
+    for (const l of this.layers) {
+      l.tokenNorm.encode(pass, T, nC);
+      l.conv.encode(pass, T, nC);
+      l.convState.encode(pass, T, nC);
+      l.qkvg.encode(pass, T);
+      l.gla.encode(pass, T, nC);
+      l.out.encode(pass, T);
+      l.channelNorm.encode(pass, T, nC);
+      l.glu.encode(pass, T);
+      l.down.encode(pass, T);
+    }
+    if (headRows > 0) {
+      this.finalNorm.encode(pass, headRows, 0);
+      for (const h of this.headOps) h.encode(pass, headRows);
+    }
+  }
+
+  destroy(): void {
+    for (const b of this.owned) b.destroy();
+    for (const l of this.layers) for (const g of [l.qkvg, l.out, l.glu, l.down]) g.destroy();
+    for (const h of this.headOps) h.destroy();
+  }
+}
