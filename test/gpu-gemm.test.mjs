@@ -70,6 +70,24 @@ test("gemm store: every tile shape, ragged M and N, K not a multiple of the K st
     }
 });
 
+test("gemv (one row, no tile forced): store, add and glu epilogues", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  for (const K of [16, 100, 1028]) {
+    const N = 44;
+    let { got, ref } = await runGemm(ctx, { M: 1, N, K, lda: K, epilogue: "store", aOff: 4 });
+    assert.ok(relError(got, ref) < 1e-6, `store K=${K}: rel error ${relError(got, ref)}`);
+    const C0 = randomArray(N, 5);
+    ({ got, ref } = await runGemm(ctx, { M: 1, N, K, lda: K, epilogue: "add", C0 }));
+    const sum = ref.map((x, i) => x + C0[i]);
+    assert.ok(relError(got, sum) < 1e-6, `add K=${K}: rel error ${relError(got, sum)}`);
+    ({ got, ref } = await runGemm(ctx, { M: 1, N, K, lda: K, epilogue: "glu" }));
+    const want = new Float64Array(N / 2);
+    for (let c = 0; c < N; c += 4) for (let q = 0; q < 2; q++) want[c / 2 + q] = silu(ref[c + q]) * ref[c + 2 + q];
+    assert.ok(relError(got, want) < 2e-6, `glu K=${K}: rel error ${relError(got, want)}`);
+  }
+});
+
 test("gemm add: accumulates into C (the residual)", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;

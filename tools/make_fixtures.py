@@ -222,7 +222,7 @@ def decay_fraction(model, tokens, threshold=1e-4):
     x = model.model.embed_tokens(torch.tensor([tokens])) * model.model.embed_scale
     states = None
     for layer in model.model.layers:
-        c, _ = layer.token_mixer._conv(layer.token_norm(x), None)
+        c, _ = layer.token_mixer.short_conv(layer.token_norm(x), None)
         alpha = torch.exp(torch.nn.functional.logsigmoid(layer.token_mixer.k_gate(c)) / mt.DECAY_NORMALIZER)
         small += int((alpha < threshold).sum())
         total += alpha.numel()

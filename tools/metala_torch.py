@@ -213,7 +213,7 @@ class QVMetaLASelfAug(nn.Module):
         self.conv1d = nn.Conv1d(embed_dim, embed_dim, CONV_KERNEL, groups=embed_dim, bias=False,
                                 padding=CONV_KERNEL - 1)
 
-    def _conv(self, x, conv_state):
+    def short_conv(self, x, conv_state):
         """Causal depthwise conv + SiLU over x [B,T,d] continuing from
         conv_state [B,3,d] (zeros if None). Returns (out, new conv state)."""
         B, T, d = x.shape
@@ -228,7 +228,7 @@ class QVMetaLASelfAug(nn.Module):
         return x.reshape(B, T, self.num_heads, -1).transpose(1, 2).to(dtype)
 
     def forward(self, x, state=None, conv_state=None, mode="chunk", chunk_size=16):
-        c, new_conv = self._conv(x, conv_state)
+        c, new_conv = self.short_conv(x, conv_state)
         q = self.q_proj(c)
         a = self.k_gate(c)
         v = self.v_proj(c)

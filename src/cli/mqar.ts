@@ -54,6 +54,12 @@ async function readReference(dir: string): Promise<ModelReference> {
   };
 }
 
+/** A task setting: the flag, else the model's recorded value; one of the two must exist. */
+function taskFlag(value: unknown, flag: string, min: number, recorded: number | undefined): number {
+  if (value === undefined && recorded === undefined) throw new MetalaError("usage", `mqar: --${flag} is required without --model`);
+  return intFlag(value as string | undefined, flag, min, 1 << 24, recorded ?? 0);
+}
+
 export async function main(args: string[]): Promise<void> {
   const f = parseFlags(args, OPTIONS, "mqar");
   if (f.help) {
@@ -64,16 +70,12 @@ export async function main(args: string[]): Promise<void> {
   const writeSet = f["write-set"] as string | undefined;
   if (modelDir === undefined && writeSet === undefined) throw new MetalaError("usage", "mqar: --model DIR is required (or --write-set FILE)");
 
-  const ref = modelDir !== undefined ? await readReference(modelDir) : undefined;
-  const base = ref?.task;
-  const needed = (flag: string): never => {
-    throw new MetalaError("usage", `mqar: --${flag} is required without --model`);
-  };
+  const ref = modelDir !== undefined ? await readReference(resolveModelDir(modelDir)) : undefined;
   const task: MqarTask = {
-    vocabSize: intFlag(f.vocab as string | undefined, "vocab", 4, 1 << 24, base?.vocabSize ?? (f.vocab === undefined ? needed("vocab") : 0)),
-    seqLen: intFlag(f["seq-len"] as string | undefined, "seq-len", 4, 1 << 20, base?.seqLen ?? (f["seq-len"] === undefined ? needed("seq-len") : 0)),
-    numPairs: intFlag(f.pairs as string | undefined, "pairs", 1, 1 << 20, base?.numPairs ?? (f.pairs === undefined ? needed("pairs") : 0)),
-    powerA: numberFlag(f["power-a"] as string | undefined, "power-a", 1e-9, 1, base?.powerA ?? 0.01),
+    vocabSize: taskFlag(f.vocab, "vocab", 4, ref?.task.vocabSize),
+    seqLen: taskFlag(f["seq-len"], "seq-len", 4, ref?.task.seqLen),
+    numPairs: taskFlag(f.pairs, "pairs", 1, ref?.task.numPairs),
+    powerA: numberFlag(f["power-a"] as string | undefined, "power-a", 1e-9, 1, ref?.task.powerA ?? 0.01),
   };
   const seed = intFlag(f.seed as string | undefined, "seed", 0, 2 ** 32 - 1, ref?.seed ?? 0);
   const examples = intFlag(f.examples as string | undefined, "examples", 1, 1_000_000, ref?.examples ?? 100);

@@ -226,7 +226,7 @@ class WasmSession implements EngineSession {
     const c = this.e.config;
     const sLen = c.numHeads * c.headKeyDim * c.headValueDim;
     if (state.layers.length !== c.numLayers || state.layers.some((l) => l.S.length !== sLen || l.conv.length !== 3 * c.hiddenSize))
-      throw new MetalaError("input", `state does not fit this model: expected ${c.numLayers} layers of S [${c.numHeads}, ${c.headKeyDim}, ${c.headValueDim}] and conv [3, ${c.hiddenSize}]`);
+      throw new MetalaError("format", `state does not fit this model: expected ${c.numLayers} layers of S [${c.numHeads}, ${c.headKeyDim}, ${c.headValueDim}] and conv [3, ${c.hiddenSize}]`);
     this.acquire();
     this.writeSlot(state);
     this.position = state.position;

@@ -1,6 +1,6 @@
 import { MetalaError } from "../errors.js";
 import { PARALLEL_KERNELS, type Kernels, type ParallelKernel } from "./kernels.js";
-import { ALIGN, ARGS, CONTROL_INTS, DONE, FN, GEN, MAX_ARGS, NARGS, NTHREADS, QUIT, ROWS, runShare } from "./pool-protocol.js";
+import { ALIGN, ARGS, CONTROL_INTS, DONE, FN, GEN, MAX_ARGS, NARGS, NTHREADS, QUIT, ROWS, SPINS, runShare } from "./pool-protocol.js";
 
 interface PoolWorker {
   terminate(): unknown;
@@ -15,6 +15,8 @@ interface PoolWorker {
  */
 export class ThreadPool {
   private readonly ctl: Int32Array;
+  /** Atomics.wait is allowed here (Node's main thread, workers), not on a browser's main thread. */
+  private readonly canWait = !!(globalThis as { process?: unknown }).process || typeof (globalThis as { document?: unknown }).document === "undefined";
   private constructor(
     private readonly kernels: Kernels,
     readonly threads: number,
@@ -73,7 +75,15 @@ export class ThreadPool {
       Atomics.notify(ctl, GEN);
     }
     runShare(this.kernels, ctl, 0);
-    if (others > 0) while (Atomics.load(ctl, DONE) < others);
+    if (others === 0) return;
+    // spin first (the workers are usually a few microseconds behind); sleep when
+    // they are not, e.g. when other processes hold the cores
+    let spins = 0;
+    for (let done = Atomics.load(ctl, DONE); done < others; done = Atomics.load(ctl, DONE))
+      if (++spins > SPINS && this.canWait) {
+        Atomics.wait(ctl, DONE, done, 1);
+        spins = 0;
+      }
   }
 
   dispose(): void {

@@ -30,6 +30,7 @@ function serve(init: WorkerInit, ready: () => void): void {
     if (Atomics.load(ctl, QUIT)) return;
     runShare(kernels, ctl, init.tid);
     Atomics.add(ctl, DONE, 1);
+    Atomics.notify(ctl, DONE);
   }
 }
 

@@ -66,3 +66,63 @@ export async function benchGemm(
   }
   return rowsOut;
 }
+
+export interface PrefillBenchRow {
+  T: number;
+  seconds: number;
+  tokensPerS: number;
+  /** 2 x parameters x tokens / time (the issue's "effective" figure). */
+  effectiveTflops: number;
+  /** Share of a forward pass spent in the chunked GLA and in the projection GEMMs (each timed alone). */
+  glaShare: number;
+  gemmShare: number;
+}
+
+function randomTokens(n: number, vocab: number, seed: number): number[] {
+  let s = seed >>> 0 || 1;
+  return Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % vocab;
+  });
+}
+
+/**
+ * Prefill speed of a webgpu engine at each prompt length (logits of the last
+ * position only, as in generation), each timed once after a warm-up run of
+ * the same length, and decode speed over `decodeSteps` steps.
+ */
+export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, lengths: number[], params: number, decodeSteps = 64) {
+  const vocab = engine.config.vocabSize;
+  const rows: PrefillBenchRow[] = [];
+  for (const T of lengths) {
+    const tokens = randomTokens(T, vocab, T);
+    const s = engine.createSession();
+    await s.prefill(tokens, "last");
+    s.reset();
+    const t0 = performance.now();
+    await s.prefill(tokens, "last");
+    const seconds = (performance.now() - t0) / 1000;
+    const share = await opShares(engine, s, Math.min(T, 4096));
+    rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share });
+    s.dispose();
+  }
+  const s = engine.createSession();
+  await s.prefill(randomTokens(64, vocab, 1), "last");
+  for (let i = 0; i < 4; i++) await s.step(i);
+  const t0 = performance.now();
+  for (let i = 0; i < decodeSteps; i++) await s.step((i * 7919) % vocab);
+  const decodeTokensPerS = decodeSteps / ((performance.now() - t0) / 1000);
+  s.dispose();
+  return { prefill: rows, decodeTokensPerS };
+}
+
+/** Times one submission of the whole forward and of the GLA / GEMM ops alone, on the session's buffers. */
+async function opShares(engine: import("../engine.js").Engine, session: import("../engine.js").EngineSession, T: number) {
+  const inner = session as unknown as { fwd: Promise<import("./forward.js").GpuForward> };
+  const f = await inner.fwd;
+  const device = (engine as unknown as { ctx: GpuContext }).ctx.device;
+  device.queue.writeBuffer(f.buffers.dims, 0, new Uint32Array([T, Math.ceil(T / 64), 0, 0]));
+  const time = (only?: "gla" | "gemm") => timeGpu(device, (pass) => f.encode(pass, T, 0, only), 2);
+  const whole = await time();
+  return { glaShare: (await time("gla")) / whole, gemmShare: (await time("gemm")) / whole };
+}

@@ -106,22 +106,29 @@ export class GpuForward {
     return new GpuForward(c, maxTokens, logitRows, { tokens, dims, headDims, state, logits }, owned, embedOps, layers, finalNorm, headOps);
   }
 
-  /** Records the forward pass of T tokens (already written with their dims), and the head for `headRows` rows. */
-  encode(pass: GPUComputePassEncoder, T: number, headRows: number): void {
+  /**
+   * Records the forward pass of T tokens (already written with their dims),
+   * and the head for `headRows` rows. `only` records just one family of ops
+   * (for measuring its share of the time; the results are then meaningless).
+   */
+  encode(pass: GPUComputePassEncoder, T: number, headRows: number, only?: "gla" | "gemm"): void {
     const nC = cdiv(T, GLA_CHUNK);
-    for (const e of this.embedOps) e.encode(pass, T, nC);
+    const rest = only === undefined;
+    if (rest) for (const e of this.embedOps) e.encode(pass, T, nC);
     for (const l of this.layers) {
-      l.tokenNorm.encode(pass, T, nC);
-      l.conv.encode(pass, T, nC);
-      l.convState.encode(pass, T, nC);
-      l.qkvg.encode(pass, T);
-      l.gla.encode(pass, T, nC);
-      l.out.encode(pass, T);
-      l.channelNorm.encode(pass, T, nC);
-      l.glu.encode(pass, T);
-      l.down.encode(pass, T);
+      if (rest) {
+        l.tokenNorm.encode(pass, T, nC);
+        l.conv.encode(pass, T, nC);
+        l.convState.encode(pass, T, nC);
+      }
+      if (rest || only === "gemm") l.qkvg.encode(pass, T);
+      if (rest || only === "gla") l.gla.encode(pass, T, nC);
+      if (rest || only === "gemm") l.out.encode(pass, T);
+      if (rest) l.channelNorm.encode(pass, T, nC);
+      if (rest || only === "gemm") l.glu.encode(pass, T);
+      if (rest || only === "gemm") l.down.encode(pass, T);
     }
-    if (headRows > 0) {
+    if (rest && headRows > 0) {
       this.finalNorm.encode(pass, headRows, 0);
       for (const h of this.headOps) h.encode(pass, headRows);
     }

@@ -45,6 +45,18 @@ export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivat
   };
 }
 
+/** Rows per workgroup of shaders/gemv.wgsl (the M = 1 form). */
+export const GEMV_ROWS = 8;
+
+export function gemvSpec(epilogue: GemmEpilogue, act: GluActivation = "silu") {
+  return {
+    files: ["math.wgsl", "activations.wgsl", "gemv.wgsl"],
+    defs: { RB: GEMV_ROWS, EPILOGUE: EPILOGUE_CODE[epilogue] },
+    extra: gluActSource(act),
+    bindings: GEMM_BINDINGS,
+  };
+}
+
 export interface GemmShape {
   /** Output columns (for "glu": the interleaved l1/l2 rows, twice the output width). */
   N: number;
@@ -73,6 +85,7 @@ export class GemmOp {
     readonly epilogue: GemmEpilogue,
     private readonly tiles: Record<string, GemmTile>,
     pipes: [GemmTile, GPUComputePipeline][],
+    private readonly gemv: GPUComputePipeline,
     p: Pipelines,
     parts: { rows: BufferPart; A: BufferPart; W: BufferPart; bias: BufferPart; C: BufferPart },
   ) {
@@ -91,11 +104,22 @@ export class GemmOp {
     tiles: Record<string, GemmTile> = GEMM_TILES,
   ): Promise<GemmOp> {
     const pipes = await Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act))] as [GemmTile, GPUComputePipeline]));
-    return new GemmOp(shape, epilogue, tiles, pipes, p, parts);
+    return new GemmOp(shape, epilogue, tiles, pipes, await p.pipeline(gemvSpec(epilogue, act)), p, parts);
   }
 
-  /** Records the product for M rows (M must equal the value in the rows uniform when this runs). */
-  encode(pass: GPUComputePassEncoder, M: number, tile = chooseTile(M, this.shape.N, this.tiles)): void {
+  /**
+   * Records the product for M rows (M must equal the value in the rows
+   * uniform when this runs): the matrix-vector kernel for one row, else the
+   * tiled kernel (`tile` forces a tile shape, for tests and benchmarks).
+   */
+  encode(pass: GPUComputePassEncoder, M: number, tile?: GemmTile): void {
+    if (M === 1 && !tile) {
+      pass.setPipeline(this.gemv);
+      pass.setBindGroup(0, this.bindGroup);
+      pass.dispatchWorkgroups(Math.ceil(this.shape.N / GEMV_ROWS));
+      return;
+    }
+    tile ??= chooseTile(M, this.shape.N, this.tiles);
     pass.setPipeline(this.pipelines.get(tile)!);
     pass.setBindGroup(0, this.bindGroup);
     pass.dispatchWorkgroups(Math.ceil(this.shape.N / tile.BN), Math.ceil(M / tile.BM));

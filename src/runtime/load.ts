@@ -106,7 +106,7 @@ export async function loadModel(where: ModelLocation, options: LoadOptions = {})
   const engines: Engine[] = [];
   try {
     const fingerprint = await modelFingerprint(source);
-    const kinds = await enginesToLoad(policy, warn);
+    const kinds = await enginesToLoad(policy);
     let loaded = 0;
     const totalBytes = source.storedBytes * kinds.length;
     const progress = withReadProgress(source, (bytes) => {
@@ -148,14 +148,14 @@ export async function loadModel(where: ModelLocation, options: LoadOptions = {})
 }
 
 /** The engines a policy needs: the named ones, or for "auto" the CPU engine and a hardware GPU. */
-async function enginesToLoad(policy: SchedulerPolicy, warn: (m: string) => void): Promise<EngineKind[]> {
+async function enginesToLoad(policy: SchedulerPolicy): Promise<EngineKind[]> {
   const kinds = new Set<EngineKind>();
   for (const choice of [policy.prefill, policy.decode]) if (choice !== "auto") kinds.add(choice);
   if (policy.prefill === "auto" || policy.decode === "auto") {
     const dev = await probeDevices();
     if (dev.wasm !== null) kinds.add("wasm");
+    // A software adapter (SwiftShader) is correct but slower than the CPU engine it would run beside.
     if (dev.webgpu.available && !dev.webgpuIsSoftware) kinds.add("webgpu");
-    else if (dev.webgpu.available) warn(`WebGPU adapter "${dev.webgpu.description || dev.webgpu.device || dev.webgpu.vendor}" is a software renderer; not using it (ask for --device webgpu to force it)`);
   }
   return [...kinds];
 }

@@ -88,3 +88,6 @@ export type Reply =
   | { id: -1; type: "warning"; message: string };
 
 export type { GenerationResult };
+
+/** A request before the connection numbers it. */
+export type Outgoing = Request extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;

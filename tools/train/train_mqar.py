@@ -8,8 +8,9 @@ distributions as the TypeScript generator (and Zoology's multiquery_ar):
 N distinct keys from [1, V/2), N distinct values from [V/2, V), the pairs,
 then each key once more at gap slots drawn without replacement with
 p(g) ~ a*g^(a-1), every other position a uniform random token; the loss is on
-the queried positions only. The number of pairs per batch is drawn from
---train-pairs (a mixture, as Zoology trains), the test uses the set's own.
+the queried positions only. Each batch has one (length, pairs) setting drawn
+from --mixture (Zoology too trains on a mixture of shorter, easier settings);
+the test uses the set's own.
 
 Output in --out: config.json, model.safetensors, reference.json (the task,
 the set's sha256, PyTorch's accuracy in float64 and float32 on the saved
@@ -119,9 +120,10 @@ def main():
     ap.add_argument("--heads", type=int, default=1)
     ap.add_argument("--glu", type=int, default=0, help="0: 2*d")
     ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--train-pairs", default="8,16,32,64,64,64")
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--mixture", default="64:4,128:8,256:16,256:32,512:64,512:64",
+                    help="training (sequence length:pairs) settings, one drawn per batch")
+    ap.add_argument("--batch-tokens", type=int, default=65536, help="tokens per batch; batch = this / length")
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--max-steps", type=int, default=1000000)
     ap.add_argument("--seconds", type=float, default=270)
@@ -139,7 +141,7 @@ def main():
     s = load_set(args.set)
     task = s["task"]
     vocab, seq, power_a = task["vocab_size"], task["seq_len"], task["power_a"]
-    train_pairs = [int(p) for p in args.train_pairs.split(",") if 4 * int(p) <= seq]
+    mixture = [tuple(int(v) for v in m.split(":")) for m in args.mixture.split(",")]
     os.makedirs(args.out, exist_ok=True)
 
     config = metala_torch.make_config(
@@ -161,7 +163,8 @@ def main():
         lr = lr_at(progress.fraction(step), args.lr)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = draw_batch(args.batch, seq, rng.choice(train_pairs), vocab, power_a, device)
+        mseq, mpairs = rng.choice(mixture)
+        x, y = draw_batch(args.batch_tokens // mseq, mseq, mpairs, vocab, power_a, device)
         logits, _ = model(x)
         loss = F.cross_entropy(logits.float().reshape(-1, vocab), y.reshape(-1), ignore_index=-100)
         opt.zero_grad(set_to_none=True)

@@ -1,0 +1,69 @@
+// The one-token form of gemm.wgsl (decode steps): C[n] (op)= A[0, :] . W[n, :] + bias[n].
+// Same bindings, parameters and epilogues as gemm.wgsl. A matrix-vector
+// product is bound by reading W once, so the layout favours streaming:
+// 32 threads per output row read it as consecutive vec4s, and the partial
+// sums meet in workgroup memory. RB rows per workgroup (a multiple of 4, so
+// that a gated-unit group [l1 r, l1 r+1, l2 r, l2 r+1] stays in one workgroup).
+// Host constants: RB; EPILOGUE as in gemm.wgsl; fn glu_act.
+
+struct Params {
+  N: u32,
+  K: u32,
+  lda: u32,
+  ldc: u32,
+  a_off: u32,
+  c_off: u32,
+  w_off: u32,
+  b_off: u32,
+}
+struct Rows { M: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> rows: Rows;
+@group(0) @binding(2) var<storage, read> A: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> W: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> C: array<f32>;
+
+const LANES: u32 = 32u;
+var<workgroup> part: array<f32, RB * LANES>;
+var<workgroup> sums: array<f32, RB>;
+
+@compute @workgroup_size(RB * LANES)
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let lr = tid / LANES;
+  let lane = tid % LANES;
+  let n = wid.x * RB + lr;
+  let K4 = p.K / 4u;
+  var acc = vec4<f32>(0.0);
+  if (n < p.N) {
+    let w0 = (p.w_off + n * p.K) / 4u;
+    let a0 = p.a_off / 4u;
+    for (var k = lane; k < K4; k += LANES) { acc = fma(A[a0 + k], W[w0 + k], acc); }
+  }
+  part[tid] = acc.x + acc.y + acc.z + acc.w;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { part[tid] += part[tid + s]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < p.N) { sums[lr] = part[tid] + bias[p.b_off + n]; }
+  workgroupBarrier();
+  if (EPILOGUE == 2u) {
+    // one thread per output of each group of 4 rows
+    if (tid < RB / 2u) {
+      let base = wid.x * RB + (tid / 2u) * 4u;  // first row of the group [l1 r, l1 r+1, l2 r, l2 r+1]
+      let q = tid % 2u;
+      if (base < p.N) {
+        let l = base - wid.x * RB;
+        C[p.c_off + base / 2u + q] = glu_act(sums[l + q]) * sums[l + 2u + q];
+      }
+    }
+  } else if (tid < RB) {
+    let c = wid.x * RB + tid;
+    if (c < p.N) {
+      let o = p.c_off + c;
+      if (EPILOGUE == 1u) { C[o] = C[o] + sums[tid]; } else { C[o] = sums[tid]; }
+    }
+  }
+}

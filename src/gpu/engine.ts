@@ -1,0 +1,275 @@
+import { emptyState, type Engine, type EngineSession, type LogitsWanted, type ModelState } from "../engine.js";
+import { MetalaError } from "../errors.js";
+import type { MetalaConfig } from "../model/config.js";
+import type { WeightSource } from "../model/source.js";
+import { openDevice, type GpuContext } from "./device.js";
+import { GpuForward } from "./forward.js";
+import { GpuLostError } from "./lost.js";
+import { Pipelines } from "./pipelines.js";
+import { uploadWeights, type GpuWeights } from "./weights.js";
+
+export interface WebGpuEngineOptions {
+  dtype?: "f32" | "f16" | "q8" | "q4";
+  /** Tokens per submission of a prefill (default 4096, fewer where buffer limits demand). */
+  chunkTokens?: number;
+  /** A device already opened (tests, benchmarks); the engine then does not destroy it. */
+  context?: GpuContext;
+}
+
+/** Rows of logits one submission can return when all positions are wanted. */
+const LOGIT_ROWS = 256;
+
+function checkShape(c: MetalaConfig): void {
+  // vec4 loads along K of every projection, and 4-aligned column offsets in the projection buffer
+  if (c.hiddenSize % 8 !== 0 || c.gluDim % 4 !== 0)
+    throw new MetalaError("device", `the webgpu engine needs decoder_embed_dim divisible by 8 and glu_dim by 4 (got ${c.hiddenSize}, ${c.gluDim})`);
+}
+
+function checkTokens(tokens: ArrayLike<number>, vocab: number): void {
+  for (let i = 0; i < tokens.length; i++) {
+    const id = tokens[i];
+    if (!Number.isInteger(id) || id < 0 || id >= vocab)
+      throw new MetalaError("input", `token id ${id} is out of range: the vocabulary has ${vocab} tokens (ids 0..${vocab - 1})`);
+  }
+}
+
+class WebGpuEngine implements Engine {
+  readonly kind = "webgpu" as const;
+  readonly description: string;
+  /** Set once the device is lost or reported an error: every later call fails fast. */
+  lostReason: string | null = null;
+  private readonly sessions = new Set<WebGpuSession>();
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly config: MetalaConfig,
+    readonly pipelines: Pipelines,
+    readonly weights: GpuWeights,
+    readonly chunkTokens: number,
+    private readonly ownsDevice: boolean,
+  ) {
+    const i = ctx.info;
+    this.description = `webgpu ${[i.vendor, i.architecture, i.device].filter(Boolean).join(" ") || "adapter"}${i.isFallbackAdapter ? " (software)" : ""} f32`;
+    ctx.device.lost.then((info) => this.markLost(`device lost (${info.reason}): ${info.message}`));
+    ctx.device.addEventListener("uncapturederror", (ev) => this.markLost(`GPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`));
+  }
+
+  markLost(reason: string): void {
+    this.lostReason ??= reason;
+  }
+
+  createSession(): EngineSession {
+    if (this.lostReason) throw new MetalaError("device", `webgpu engine unusable: ${this.lostReason}`);
+    const s = new WebGpuSession(this);
+    this.sessions.add(s);
+    return s;
+  }
+
+  forget(s: WebGpuSession): void {
+    this.sessions.delete(s);
+  }
+
+  async dispose(): Promise<void> {
+    for (const s of [...this.sessions]) s.dispose();
+    this.weights.destroy();
+    if (this.ownsDevice) this.ctx.device.destroy();
+  }
+}
+
+class WebGpuSession implements EngineSession {
+  private fwd: Promise<GpuForward>;
+  /** The state as last read back: what a lost device leaves the caller. */
+  private host: ModelState;
+  /** Tokens consumed on the GPU since `host` was read back. */
+  private pending: number[] = [];
+  private disposed = false;
+
+  constructor(private readonly engine: WebGpuEngine) {
+    const maxTokens = engine.chunkTokens;
+    this.fwd = GpuForward.create(engine.pipelines, engine.weights, engine.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens));
+    this.fwd.catch(() => undefined); // reported by the first call that awaits it
+    this.host = emptyState(engine.config);
+  }
+
+  private async live(): Promise<GpuForward> {
+    if (this.disposed) throw new Error("webgpu session used after dispose()");
+    if (this.engine.lostReason) throw this.lost(this.engine.lostReason);
+    return this.fwd;
+  }
+
+  private lost(reason: string): GpuLostError {
+    this.engine.markLost(reason);
+    return new GpuLostError(`webgpu engine lost: ${reason}`, copyState(this.host), [...this.pending]);
+  }
+
+  /**
+   * One submission: the forward pass over `tokens`, then copies of the wanted
+   * logits (and the state, when `readState`) into one staging buffer, mapped once.
+   */
+  private async run(f: GpuForward, tokens: ArrayLike<number>, headRows: number, readState: boolean): Promise<Float32Array[]> {
+    const { device } = this.engine.ctx;
+    const c = this.engine.config;
+    const T = tokens.length;
+    const b = f.buffers;
+    device.queue.writeBuffer(b.tokens, 0, Uint32Array.from(tokens));
+    device.queue.writeBuffer(b.dims, 0, new Uint32Array([T, Math.ceil(T / 64), 0, 0]));
+    device.queue.writeBuffer(b.headDims, 0, new Uint32Array([headRows, 0, T - headRows, 0]));
+    const logitBytes = headRows * c.vocabSize * 4;
+    const sBytes = c.numHeads * c.headKeyDim * c.headValueDim * 4;
+    const convBytes = 3 * c.hiddenSize * 4;
+    const stateBytes = readState ? c.numLayers * (sBytes + convBytes) : 0;
+    const staging = device.createBuffer({ size: Math.max(16, logitBytes + stateBytes), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+    device.pushErrorScope("out-of-memory");
+    device.pushErrorScope("validation");
+    const enc = device.createCommandEncoder();
+    if (T > 0) {
+      const pass = enc.beginComputePass();
+      f.encode(pass, T, headRows);
+      pass.end();
+    }
+    if (logitBytes) enc.copyBufferToBuffer(b.logits, 0, staging, 0, logitBytes);
+    if (readState) {
+      let o = logitBytes;
+      for (const s of b.state) {
+        enc.copyBufferToBuffer(s.S, 0, staging, o, sBytes);
+        enc.copyBufferToBuffer(s.conv, 0, staging, o + sBytes, convBytes);
+        o += sBytes + convBytes;
+      }
+    }
+    device.queue.submit([enc.finish()]);
+    for (let i = 0; i < tokens.length; i++) this.pending.push(tokens[i]);
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    const err = validation ?? oom;
+    if (err) {
+      staging.destroy();
+      throw this.lost(`GPU error: ${err.message}`);
+    }
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      staging.destroy();
+      throw this.lost(this.engine.lostReason ?? `read-back failed: ${(e as Error).message}`);
+    }
+    const bytes = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    if (this.engine.lostReason) throw this.lost(this.engine.lostReason);
+    const out: Float32Array[] = [];
+    for (let r = 0; r < headRows; r++) out.push(new Float32Array(bytes, r * c.vocabSize * 4, c.vocabSize));
+    if (readState) {
+      const position = this.host.position + this.pending.length;
+      let o = logitBytes;
+      this.host = {
+        position,
+        layers: b.state.map(() => {
+          const S = new Float32Array(bytes.slice(o, o + sBytes));
+          const conv = new Float32Array(bytes.slice(o + sBytes, o + sBytes + convBytes));
+          o += sBytes + convBytes;
+          return { S, conv };
+        }),
+      };
+      this.pending = [];
+    }
+    return out;
+  }
+
+  async prefill(tokens: ArrayLike<number>, want: LogitsWanted = "last"): Promise<Float32Array[]> {
+    const f = await this.live();
+    checkTokens(tokens, this.engine.config.vocabSize);
+    const per = want === "all" ? f.logitRows : f.maxTokens;
+    const out: Float32Array[] = [];
+    for (let i = 0; i < tokens.length; i += per) {
+      const n = Math.min(per, tokens.length - i);
+      const isLast = i + n >= tokens.length;
+      const headRows = want === "all" ? n : want === "last" && isLast ? 1 : 0;
+      out.push(...(await this.run(f, Array.prototype.slice.call(tokens, i, i + n), headRows, true)));
+    }
+    return out;
+  }
+
+  async step(token: number): Promise<Float32Array> {
+    const f = await this.live();
+    checkTokens([token], this.engine.config.vocabSize);
+    return (await this.run(f, [token], 1, false))[0];
+  }
+
+  async exportState(): Promise<ModelState> {
+    if (this.pending.length) {
+      const f = await this.live();
+      await this.run(f, [], 0, true);
+    }
+    return copyState(this.host);
+  }
+
+  async importState(state: ModelState): Promise<void> {
+    const f = await this.live();
+    const c = this.engine.config;
+    const sLen = c.numHeads * c.headKeyDim * c.headValueDim;
+    if (!Number.isInteger(state.position) || state.position < 0 || state.layers.length !== c.numLayers)
+      throw new MetalaError("format", `state does not fit this model: ${state.layers.length} layers at position ${state.position}, the model has ${c.numLayers} layers`);
+    state.layers.forEach((l, i) => {
+      if (l.S.length !== sLen || l.conv.length !== 3 * c.hiddenSize)
+        throw new MetalaError("format", `state does not fit this model: layer ${i} needs S of ${sLen} and conv of ${3 * c.hiddenSize} floats`);
+    });
+    const q = this.engine.ctx.device.queue;
+    state.layers.forEach((l, i) => {
+      q.writeBuffer(f.buffers.state[i].S, 0, Float32Array.from(l.S));
+      q.writeBuffer(f.buffers.state[i].conv, 0, Float32Array.from(l.conv));
+    });
+    this.host = copyState(state);
+    this.pending = [];
+  }
+
+  reset(): void {
+    const c = this.engine.config;
+    this.host = emptyState(c);
+    this.pending = [];
+    this.fwd.then(
+      (f) => {
+        const q = this.engine.ctx.device.queue;
+        for (const s of f.buffers.state) {
+          q.writeBuffer(s.S, 0, new Float32Array(s.S.size / 4));
+          q.writeBuffer(s.conv, 0, new Float32Array(s.conv.size / 4));
+        }
+      },
+      () => undefined,
+    );
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.engine.forget(this);
+    this.fwd.then((f) => f.destroy(), () => undefined);
+  }
+}
+
+function copyState(s: ModelState): ModelState {
+  return { position: s.position, layers: s.layers.map((l) => ({ S: l.S.slice(), conv: l.conv.slice() })) };
+}
+
+/**
+ * The GPU engine: weights uploaded once (f32), pipelines compiled once, and
+ * per session buffers for chunks of up to `chunkTokens` tokens. Throws a
+ * MetalaError of kind "device" when there is no WebGPU adapter.
+ */
+export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngineOptions = {}): Promise<Engine> {
+  const dtype = opts.dtype ?? "f32";
+  if (dtype !== "f32") throw new MetalaError("usage", `--dtype ${dtype} is not available on the webgpu engine (it runs f32 weights only)`);
+  const c = source.config;
+  checkShape(c);
+  const ctx = opts.context ?? (await openDevice());
+  const maxBinding = ctx.info.limits!.maxStorageBufferBindingSize;
+  // the widest per-token activation (GLU hidden, or the projections) must fit one binding
+  const widest = Math.max(c.gluDim, 2 * c.keyDim + 2 * c.hiddenSize) * 4;
+  const chunkTokens = Math.max(64, Math.min(opts.chunkTokens ?? 4096, Math.floor(maxBinding / widest / 64) * 64));
+  try {
+    const pipelines = new Pipelines(ctx.device);
+    const weights = await uploadWeights(ctx.device, source, maxBinding);
+    return new WebGpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context);
+  } catch (e) {
+    if (!opts.context) ctx.device.destroy();
+    throw e;
+  }
+}

@@ -1,0 +1,284 @@
+// Every wasm kernel (assembly/) against the reference op of the same name
+// (src/reference/ops.ts, float64) on seeded random inputs. Quantized products
+// are held to error bounds derived from each block's quantization step, so
+// that a wrong layout or a wrong block scale fails while rounding passes.
+//
+// Runs on the build this Node validates (SIMD128 on plain Node 20); the last
+// test re-runs this file in a child Node with relaxed SIMD enabled, so both
+// builds are checked.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { wasmFeatures } from "../dist/cpu/features.js";
+import { compileKernels, instantiateKernels, FMT } from "../dist/cpu/kernels.js";
+import { writeRows, rowBytes, inputBytes } from "../dist/cpu/quantize.js";
+import * as ref from "../dist/reference/ops.js";
+import { seededRandom, uniform } from "./helpers/random-model.mjs";
+
+const features = await wasmFeatures();
+const { module, build } = await compileKernels(features, features.threads);
+if (process.env.METALA_TEST_SAY_BUILD) console.log(`kernels build: ${build}`);
+const memory = new WebAssembly.Memory({ initial: 256, maximum: 256, shared: features.threads });
+const k = instantiateKernels(module, memory);
+const buf = memory.buffer;
+let top = 65536;
+const alloc = (bytes) => {
+  const p = top;
+  top += Math.ceil(bytes / 64) * 64;
+  return p;
+};
+test.before.each(() => {
+  top = 65536;
+});
+const put = (arr) => {
+  const p = alloc(arr.length * 4);
+  new Float32Array(buf, p, arr.length).set(arr);
+  return p;
+};
+const get = (p, n) => Float64Array.from(new Float32Array(buf, p, n));
+const rand = seededRandom(12345);
+const f64 = (n, scale = 1) => Float64Array.from(uniform(rand, n, scale));
+const maxAbs = (a) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+function close(actual, expected, tol, what) {
+  const scale = Math.max(1, maxAbs(expected));
+  for (let i = 0; i < expected.length; i++)
+    if (!(Math.abs(actual[i] - expected[i]) <= tol * scale)) assert.unreachable(`${what}[${i}]: ${actual[i]} vs ${expected[i]} (tol ${tol * scale})`);
+}
+
+const MATVEC = { f32: "matVecF32", f16: "matVecF16", q8: "matVecQ8", q4: "matVecQ4" };
+
+/** Per-weight bound of the storage error of layout `dtype` (independent of the kernels' own decode). */
+function weightErrorBound(dtype, W, rows, cols) {
+  const e = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++)
+    for (let b = 0; b < cols / 32; b++) {
+      let m = 0;
+      for (let i = 0; i < 32; i++) m = Math.max(m, Math.abs(W[r * cols + b * 32 + i]));
+      for (let i = 0; i < 32; i++) {
+        const j = r * cols + b * 32 + i;
+        // f16: half an ulp (2^-11 relative), q8: half a step of max/127, q4: one step of max/8 (the far end is clamped)
+        e[j] = dtype === "f32" ? 0 : dtype === "f16" ? Math.abs(W[j]) * 2 ** -11 + 2 ** -25 : dtype === "q8" ? m / 254 : m / 8;
+      }
+    }
+  return e;
+}
+
+for (const dtype of ["f32", "f16", "q8", "q4"]) {
+  test(`${MATVEC[dtype]} = reference matVec within the ${dtype} storage error (${build})`, () => {
+    for (const [rows, cols] of [[4, 32], [13, 96], [37, 160]]) {
+      const W = uniform(rand, rows * cols, 1);
+      const x = f64(cols, 2);
+      const wp = alloc(rows * rowBytes(dtype, cols));
+      writeRows(dtype, W, rows, cols, buf, wp);
+      let xp = put(x);
+      const quantized = dtype === "q8" || dtype === "q4";
+      if (quantized) {
+        const q = alloc(inputBytes(cols));
+        k.quantizeInput(xp, q, cols);
+        xp = q;
+      }
+      const yp = alloc(4 * rows);
+      new Float32Array(buf, yp, rows).fill(0.5);
+      // two calls over split row ranges, the second accumulating onto a first full product
+      k[MATVEC[dtype]](wp, xp, yp, cols, 0, 0, rows, 0);
+      const first = get(yp, rows);
+      k[MATVEC[dtype]](wp, xp, yp, cols, 1, 0, 5, 0);
+      k[MATVEC[dtype]](wp, xp, yp, cols, 1, 5, rows, 1);
+      const second = get(yp, rows);
+      const expected = ref.matVec(W, rows, cols, x);
+      const ew = weightErrorBound(dtype, W, rows, cols);
+      for (let r = 0; r < rows; r++) {
+        let bound = 1e-5 * (1 + Math.abs(expected[r]));
+        for (let c = 0; c < cols; c++) {
+          // the input is quantized per block to max/127 in the q8/q4 products
+          let ex = 0;
+          if (quantized) {
+            let m = 0;
+            for (let i = 0; i < 32; i++) m = Math.max(m, Math.abs(x[(c & ~31) + i]));
+            ex = m / 254;
+          }
+          bound += Math.abs(x[c]) * ew[r * cols + c] + (Math.abs(W[r * cols + c]) + ew[r * cols + c]) * ex;
+        }
+        assert.ok(Math.abs(first[r] - expected[r]) <= bound, `${dtype} ${rows}x${cols} row ${r}: ${first[r]} vs ${expected[r]} (bound ${bound})`);
+        assert.ok(Math.abs(second[r] - 2 * first[r]) <= 1e-5 * (1 + Math.abs(first[r])), `accumulate row ${r}`);
+      }
+    }
+  });
+
+  test(`dequantizeRows and matMat (${dtype}) = reference matVec per token`, () => {
+    const rows = 22, cols = 64, T = 5;
+    const W = uniform(rand, rows * cols, 1);
+    const wp = alloc(rows * rowBytes(dtype, cols));
+    writeRows(dtype, W, rows, cols, buf, wp);
+    const deq = alloc(4 * rows * cols);
+    k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
+    const D = get(deq, rows * cols);
+    const ew = weightErrorBound(dtype, W, rows, cols);
+    for (let i = 0; i < rows * cols; i++) assert.ok(Math.abs(D[i] - W[i]) <= ew[i] + 1e-7, `${dtype} weight ${i}: ${D[i]} vs ${W[i]}`);
+    const X = f64(T * cols);
+    const xp = put(X);
+    const ldy = rows + 3;
+    const yp = alloc(4 * T * ldy);
+    const scratch = alloc(2 * 16 * cols);
+    k.matMat(FMT[dtype], wp, xp, yp, cols, ldy, T, 0, scratch, 0, 8, 0);
+    k.matMat(FMT[dtype], wp, xp, yp, cols, ldy, T, 0, scratch, 8, rows, 1);
+    const Y = get(yp, T * ldy);
+    const Df = new Float32Array(D);
+    for (let t = 0; t < T; t++) {
+      const expected = ref.matVec(Df, rows, cols, X.subarray(t * cols, (t + 1) * cols));
+      close(Y.subarray(t * ldy, t * ldy + rows), expected, 1e-5, `matMat ${dtype} token ${t}`);
+    }
+  });
+}
+
+test("rmsNorm and layerNorm = reference", () => {
+  const n = 96, T = 3;
+  const x = f64(T * n, 3);
+  const w = uniform(rand, n, 1), b = uniform(rand, n, 1);
+  const xp = put(x), yp = alloc(4 * T * n), wp = put(w), bp = put(b);
+  k.rmsNorm(xp, yp, n, T);
+  const y = get(yp, T * n);
+  k.layerNorm(xp, yp, wp, bp, n, 1e-5, T);
+  const z = get(yp, T * n);
+  for (let t = 0; t < T; t++) {
+    const xt = Float64Array.from(new Float32Array(x.subarray(t * n, (t + 1) * n)));
+    close(y.subarray(t * n, (t + 1) * n), ref.rmsNorm(xt), 1e-6, "rmsNorm");
+    close(z.subarray(t * n, (t + 1) * n), ref.layerNorm(xt, w, b, 1e-5), 1e-6, "layerNorm");
+  }
+});
+
+test("embed = reference embed (with the sqrt(d) scale), any storage", () => {
+  const vocab = 10, d = 64;
+  const table = uniform(rand, vocab * d, 1);
+  const tp = alloc(vocab * d * 4), dst = alloc(4 * d);
+  writeRows("f32", table, vocab, d, buf, tp);
+  k.embed(FMT.f32, tp, d, 7, Math.fround(Math.sqrt(d)), dst);
+  close(get(dst, d), ref.embed(table, d, 7, Math.sqrt(d)), 1e-6, "embed");
+});
+
+test("shortConvStep over a chunk = reference step by step, state advanced", () => {
+  const d = 32, T = 5;
+  const w = uniform(rand, 4 * d, 0.5);
+  const state0 = f64(3 * d);
+  const x = f64(T * d, 2);
+  const sp = put(state0), wp = put(w), xp = put(x), op = alloc(4 * T * d);
+  k.shortConvStep(sp, xp, wp, op, d, T);
+  const refState = Float64Array.from(new Float32Array(state0));
+  const out = get(op, T * d);
+  for (let t = 0; t < T; t++) {
+    const expected = ref.shortConvStep(refState, Float64Array.from(new Float32Array(x.subarray(t * d, (t + 1) * d))), w);
+    close(out.subarray(t * d, (t + 1) * d), expected, 1e-6, `conv token ${t}`);
+  }
+  close(get(sp, 3 * d), refState, 1e-7, "conv state");
+});
+
+test("decayKey = reference, including strong and weak decay", () => {
+  const n = 64, ld = 80;
+  const a = new Float32Array(ld);
+  for (let i = 0; i < n; i++) a[i] = [-700, -40, -3, 0, 2, 25, 90][i % 7] * (1 + rand());
+  const ap = put(a), kp = alloc(4 * n);
+  k.decayKey(ap, ld, kp, n, 1);
+  const expected = ref.decayKey(Float64Array.from(a.subarray(0, n)));
+  const alpha = get(ap, n), key = get(kp, n);
+  for (let i = 0; i < n; i++) {
+    assert.ok(Math.abs(alpha[i] - expected.alpha[i]) <= 1e-6 * expected.alpha[i] + 1e-30, `alpha ${i}`);
+    assert.ok(Math.abs(key[i] - expected.k[i]) <= 1e-6 * expected.k[i] + 1e-30, `k ${i}: ${key[i]} vs ${expected.k[i]}`);
+  }
+});
+
+test("glaStep over heads and tokens = reference glaStep", () => {
+  const H = 3, K = 8, V = 16, T = 4;
+  const dk = H * K, d = H * V, ld = 2 * dk + 2 * d;
+  const S0 = uniform(rand, H * K * V, 1);
+  const P = new Float32Array(T * ld);
+  const kk = new Float32Array(T * dk);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < dk; i++) {
+      P[t * ld + i] = 2 * rand() - 1; // q
+      const alpha = Math.fround(rand());
+      P[t * ld + dk + i] = alpha;
+      kk[t * dk + i] = Math.fround(1 - alpha);
+    }
+    for (let j = 0; j < d; j++) P[t * ld + 2 * dk + j] = 2 * rand() - 1; // v
+  }
+  const Sp = put(S0), Pp = put(P), kp = put(kk), op = alloc(4 * T * d);
+  k.glaStep(Sp, Pp, Pp + 4 * dk, Pp + 8 * dk, ld, kp, op, H, K, V, T, 0, 1, 0);
+  k.glaStep(Sp, Pp, Pp + 4 * dk, Pp + 8 * dk, ld, kp, op, H, K, V, T, 1, H, 1);
+  const S = S0.slice();
+  const o = get(op, T * d);
+  for (let t = 0; t < T; t++) {
+    const row = (off, n) => Float64Array.from(P.subarray(t * ld + off, t * ld + off + n));
+    const expected = ref.glaStep(S, row(0, dk), Float64Array.from(kk.subarray(t * dk, (t + 1) * dk)), row(dk, dk), row(2 * dk, d), { H, K, V });
+    close(o.subarray(t * d, (t + 1) * d), expected, 1e-5, `o token ${t}`);
+  }
+  close(get(Sp, H * K * V), S, 1e-5, "S");
+});
+
+test("selfAugment, headNorm, gateOutput = reference", () => {
+  const H = 2, K = 8, V = 16, dk = H * K, d = H * V;
+  const o = f64(d), q = f64(dk), kk = f64(dk, 0.5), v = f64(d, 2), g = f64(d, 3);
+  const w = uniform(rand, dk, 1);
+  const op = put(o);
+  k.selfAugment(op, put(q), put(kk), put(w), put(v), H, K, V);
+  const r32 = (a) => Float64Array.from(new Float32Array(a));
+  const aug = ref.selfAugment(r32(o), r32(q), r32(kk), w, r32(v), { H, K, V });
+  close(get(op, d), aug, 1e-6, "selfAugment");
+  const normed = ref.headNorm(get(op, d), H, V);
+  k.headNorm(op, H, V);
+  close(get(op, d), normed, 1e-5, "headNorm");
+  const gp = put(g);
+  k.gateOutput(gp, op, d);
+  close(get(op, d), ref.gateOutput(r32(g), normed), 1e-5, "gateOutput");
+});
+
+test("glu with every glu_act = reference activation times the second half", () => {
+  const names = ["silu", "gelu", "relu", "elu", "sigmoid", "leak", "1+elu", "2+elu", "sine"];
+  const n = 40, T = 2;
+  const h = uniform(rand, T * 2 * n, 4);
+  const hp = put(h), out = alloc(4 * T * n);
+  names.forEach((name, code) => {
+    k.glu(hp, out, n, code, T);
+    const act = ref.gluActivation(name);
+    const expected = new Float64Array(T * n);
+    for (let t = 0; t < T; t++) for (let i = 0; i < n; i++) expected[t * n + i] = act(h[2 * t * n + i]) * h[2 * t * n + n + i];
+    close(get(out, T * n), expected, 1e-6, `glu ${name}`);
+  });
+});
+
+test("argmax and topK agree with a sort", () => {
+  const n = 1000;
+  const x = uniform(rand, n, 10);
+  x[517] = 11; // the maximum
+  const xp = put(x);
+  assert.is(k.argmax(xp, n), 517);
+  const kk = 20;
+  const idx = alloc(4 * kk), val = alloc(4 * kk);
+  assert.is(k.topK(xp, n, kk, idx, val), kk);
+  const sorted = Array.from(x, (v, i) => [v, i]).sort((a, b) => b[0] - a[0]).slice(0, kk);
+  assert.equal(Array.from(new Int32Array(buf, idx, kk)), sorted.map((p) => p[1]));
+  assert.equal(Array.from(new Float32Array(buf, val, kk)), sorted.map((p) => p[0]));
+  assert.is(k.topK(xp, 5, 8, idx, val), 5, "k larger than n returns n");
+});
+
+test("readBandwidth reads every byte of its blocks (xor of all words)", () => {
+  const blocks = 3, bytes = blocks * 65536;
+  const p = alloc(bytes), out = alloc(32);
+  const words = new Int32Array(buf, p, bytes / 4);
+  for (let i = 0; i < words.length; i++) words[i] = Math.imul(i + 1, 0x9e3779b1);
+  k.readBandwidth(p, 65536, out, 0, blocks, 1);
+  const expected = [0, 0, 0, 0];
+  for (let i = 0; i < words.length; i++) expected[i & 3] ^= words[i];
+  assert.equal(Array.from(new Int32Array(buf, out + 16, 4)), expected);
+});
+
+if (build === "simd") {
+  test("the relaxed-SIMD build passes this same file (child Node with the flag)", () => {
+    const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", fileURLToPath(import.meta.url)], { encoding: "utf8", timeout: 300_000, env: { ...process.env, METALA_TEST_SAY_BUILD: "1" } });
+    if (r.status !== 0 && /relaxed/.test(r.stderr) && /bad option/.test(r.stderr)) return; // a Node without the flag
+    assert.is(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /kernels build: relaxed-simd/);
+  });
+}
+
+test.run();

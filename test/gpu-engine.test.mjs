@@ -1,0 +1,62 @@
+// The whole WebGPU engine against the PyTorch fixtures (float64 expected
+// logits and state): every fixture, every case (lengths 1..300 crossing the
+// 64-token GLA chunks), through prefill in several submissions, and through
+// prefill followed by step-by-step decode.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { gpuOrSkip } from "./gpu-support.mjs";
+import { listFixtures, loadFixture, logitsError, openFixtureModel, stateError } from "./helpers/fixtures.mjs";
+
+const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
+
+// metala-model.md §6: f32 weights within 1e-4 relative of the float64 reference
+const LOGITS_TOL = 1e-4;
+const STATE_TOL = 1e-4;
+
+for (const name of listFixtures())
+  test(`${name}: webgpu prefill (all / last) and prefill + decode match PyTorch`, async () => {
+    const ctx = await gpuOrSkip();
+    if (!ctx) return;
+    const fx = loadFixture(name);
+    const source = await openFixtureModel(fx);
+    // 128-token submissions: prompts over 128 tokens also cross submissions
+    const engine = await createWebGpuEngine(source, { context: ctx, chunkTokens: 128 });
+    try {
+      for (const c of fx.cases) {
+        const T = c.tokens.length;
+        let s = engine.createSession();
+        const all = await s.prefill(c.tokens, "all");
+        assert.is(all.length, T);
+        const le = logitsError(all, c.logits);
+        assert.ok(le <= LOGITS_TOL, `case ${c.index} (T=${T}) logits rel error ${le}`);
+        const se = stateError(await s.exportState(), c.state);
+        assert.ok(se <= STATE_TOL, `case ${c.index} (T=${T}) state rel error ${se}`);
+        s.dispose();
+
+        s = engine.createSession();
+        const last = await s.prefill(c.tokens, "last");
+        assert.is(last.length, 1);
+        const ll = logitsError(last, c.logits.slice(-1));
+        assert.ok(ll <= LOGITS_TOL, `case ${c.index} (T=${T}) last logits rel error ${ll}`);
+        s.dispose();
+
+        if (T >= 2 && T <= 130) {
+          // prefill all but the last few tokens, then decode them one by one
+          const split = Math.max(1, T - 6);
+          s = engine.createSession();
+          const logits = await s.prefill(c.tokens.slice(0, split), "all");
+          for (const t of c.tokens.slice(split)) logits.push(await s.step(t));
+          const de = logitsError(logits, c.logits);
+          assert.ok(de <= LOGITS_TOL, `case ${c.index} (T=${T}) prefill ${split} + decode rel error ${de}`);
+          const ds = stateError(await s.exportState(), c.state);
+          assert.ok(ds <= STATE_TOL, `case ${c.index} (T=${T}) prefill + decode state rel error ${ds}`);
+          s.dispose();
+        }
+      }
+    } finally {
+      await engine.dispose();
+      await source.close();
+    }
+  });
+
+test.run();

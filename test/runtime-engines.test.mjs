@@ -1,0 +1,70 @@
+// The runtime over the real engines of this build (wasm; WebGPU where an
+// adapter exists, SwiftShader in CI): every forced path and the hybrid
+// GPU-prefill/CPU-decode path give the reference engine's greedy tokens,
+// and a GPU->CPU hand-off after prefills of 1..200 tokens gives the PyTorch
+// fixture's logits.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { gpuOrSkip } from "./gpu-support.mjs";
+import { loadFixture, logitsError } from "./helpers/fixtures.mjs";
+import { modelWith, openFixture } from "./helpers/runtime-model.mjs";
+import { argmax } from "../dist/generate/sampling.js";
+import { StateSequence } from "../dist/runtime/session.js";
+
+const fx = await openFixture("tiny-f32");
+const expected = loadFixture("tiny-f32");
+const long = expected.cases.find((c) => c.tokens.length === 300);
+const prompt = long.tokens.slice(0, 70);
+const GEN = { maxNewTokens: 16, ignoreEos: true };
+
+const engines = { reference: fx.reference };
+{
+  const { createWasmEngine } = await import("../dist/cpu/engine.js");
+  engines.wasm = await createWasmEngine(fx.source, { threads: 1 });
+}
+if (await gpuOrSkip()) {
+  const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
+  engines.webgpu = await createWebGpuEngine(fx.source);
+}
+
+const want = (await modelWith(fx, [fx.reference]).generateText(prompt, GEN)).tokens;
+
+test("reference greedy is the PyTorch argmax at the first step", () => {
+  assert.is(want[0], argmax(long.logits[69]));
+});
+
+test("every forced (prefill, decode) pair of real engines gives the reference's greedy tokens", async () => {
+  const kinds = Object.keys(engines);
+  for (const prefill of kinds)
+    for (const decode of kinds) {
+      const model = modelWith(fx, Object.values(engines), { policy: { prefill, decode } });
+      const r = await model.generateText(prompt, GEN);
+      assert.equal(r.tokens, want, `prefill ${prefill}, decode ${decode}`);
+      assert.is(r.stats.prefillEngine, prefill);
+      assert.equal(r.stats.decodeEngines, [decode]);
+    }
+});
+
+test("GPU->CPU hand-off after every prefill length 1..200 gives the PyTorch logits", async () => {
+  const from = engines.webgpu ?? engines.wasm; // without a GPU: the wasm prefill hands off to the reference
+  const to = engines.webgpu ? engines.wasm : engines.reference;
+  const model = modelWith(fx, [from, to], { policy: { prefill: from.kind, decode: to.kind } });
+  let worst = 0;
+  let worstAt = 0;
+  for (let n = 1; n <= 200; n++) {
+    const s = new StateSequence({ config: fx.source.config, fingerprint: fx.fingerprint, scheduler: model.scheduler });
+    s.append(long.tokens.slice(0, n));
+    const a = await s.next();
+    s.append([long.tokens[n]]);
+    const b = await s.next();
+    assert.is(b.report.engine, to.kind);
+    if (n > 1) assert.is(a.report.engine, from.kind);
+    const err = logitsError([a.logits, b.logits], [long.logits[n - 1], long.logits[n]]);
+    if (err > worst) [worst, worstAt] = [err, n];
+    s.dispose();
+  }
+  console.log(`  hand-off ${from.kind} -> ${to.kind}: worst relative logits error ${worst.toExponential(2)} (prefill length ${worstAt})`);
+  assert.ok(worst < 1e-4, `worst ${worst} at ${worstAt}`);
+});
+
+test.run();
