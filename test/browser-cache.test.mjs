@@ -4,9 +4,10 @@
 // models, and loading a folder the user picked.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { createReadStream, statSync } from "node:fs";
-import { join } from "node:path";
-import { allModelRequests, cliGreedy, generateInPage, launchBrowser, MODEL_DIR, modelRequests, openDemo, settled, startServer, watchPage } from "./browser-harness.mjs";
+import { createReadStream, readdirSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+import { loadModel } from "../dist/runtime/load.js";
+import { allModelRequests, cliGreedy, generateInPage, launchBrowser, MODEL_DIR, modelRequests, openDemo, ROOT, settled, startServer, watchPage } from "./browser-harness.mjs";
 
 const PROMPT = "The jury said";
 const TOKENS = 8;
@@ -70,6 +71,56 @@ for (const cache of ["opfs", "cache-api"]) {
   });
 }
 
+test("cache none: the weights are read with Range requests and nothing is kept", async () => {
+  const server = await startServer();
+  try {
+    const page = await browser.context.newPage();
+    assert.is(await openDemo(page, server, { device: "wasm", cache: "none" }), "ready", await page.textContent("#error"));
+    const reads = modelRequests(server, WEIGHTS).filter((r) => r.method === "GET");
+    assert.ok(reads.length > 1, `${reads.length} reads`);
+    assert.ok(reads.every((r) => /^bytes=\d+-\d+$/.test(r.range ?? "") && r.status === 206), JSON.stringify(reads.slice(0, 3)));
+    assert.match(await page.textContent("#info"), /Loaded fromnone/);
+    assert.not.ok((await cacheList(page)).some((m) => m.url === `${server.url}/test-model`));
+    const out = await generateInPage(page, PROMPT, TOKENS);
+    assert.is(out.text, expected);
+    await page.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test("a sharded checkpoint is downloaded shard by shard into the cache and gives the reference engine's tokens", async () => {
+  const dir = join(ROOT, "test", "fixtures", "sharded-f16");
+  const greedy = { temperature: 0, maxNewTokens: 8, ignoreEos: true };
+  const prompt = [1, 5, 9, 150];
+  const ref = await loadModel(dir, { device: "reference", costCache: null, tokenizer: null });
+  const want = (await ref.generateText(prompt, greedy)).tokens;
+  await ref.dispose();
+  const server = await startServer();
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.url}/examples/web/`);
+    const got = await page.evaluate(
+      async ({ prompt, greedy }) => {
+        const { loadModelInWorker } = await import("/dist/bundle/browser/index.js");
+        const model = await loadModelInWorker("/test/fixtures/sharded-f16/", { device: "wasm", cache: "opfs" });
+        const result = await model.generateText(prompt, greedy);
+        await model.dispose();
+        return result.tokens;
+      },
+      { prompt, greedy },
+    );
+    assert.equal(got, want);
+    const listed = (await cacheList(page)).find((m) => m.url === `${server.url}/test/fixtures/sharded-f16`);
+    assert.equal(listed.files.map((f) => f.name).filter((n) => n.endsWith(".safetensors")).sort(), ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
+    assert.ok(listed.files.some((f) => f.name === "model.safetensors.index.json"));
+    assert.is(listed.complete, true);
+    await page.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test("an interrupted download resumes with a Range request", async () => {
   const size = statSync(join(MODEL_DIR, WEIGHTS)).size;
   const cut = Math.floor(size / 2);
@@ -110,23 +161,29 @@ test("an interrupted download resumes with a Range request", async () => {
   }
 });
 
-test("a picked model folder loads with no request and generates the same text", async () => {
-  const server = await startServer();
-  try {
-    const page = await browser.context.newPage();
-    await page.goto(`${server.url}/examples/web/`);
-    await page.setInputFiles("#model-files", MODEL_DIR);
-    await page.selectOption("#device", "wasm");
-    await page.click("#load");
-    assert.is(await settled(page), "ready", await page.textContent("#error"));
-    assert.equal(allModelRequests(server), []);
-    assert.match(await page.textContent("#info"), /Loaded fromfiles/);
-    const out = await generateInPage(page, PROMPT, TOKENS);
-    assert.is(out.text, expected);
-    await page.close();
-  } finally {
-    await server.close();
-  }
-});
+for (const picker of ["folder", "files"]) {
+  test(`picked model ${picker} load with no request and generate the same text`, async () => {
+    const server = await startServer();
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`${server.url}/examples/web/`);
+      const files = readdirSync(MODEL_DIR).filter((f) => f.endsWith(".json") || f.endsWith(".safetensors")).map((f) => join(MODEL_DIR, f));
+      await page.setInputFiles(`#model-${picker}`, picker === "folder" ? MODEL_DIR : files);
+      await page.selectOption("#device", "wasm");
+      await page.click("#load");
+      assert.is(await settled(page), "ready", await page.textContent("#error"));
+      assert.equal(allModelRequests(server), []);
+      const info = await page.textContent("#info");
+      assert.match(info, /Loaded fromfiles/);
+      // A picked folder's name labels the model.
+      if (picker === "folder") assert.ok(info.includes(`Model${basename(MODEL_DIR)} `), info);
+      const out = await generateInPage(page, PROMPT, TOKENS);
+      assert.is(out.text, expected);
+      await page.close();
+    } finally {
+      await server.close();
+    }
+  });
+}
 
 test.run();

@@ -233,22 +233,24 @@ class QVMetaLASelfAug(nn.Module):
         a = self.k_gate(c)
         v = self.v_proj(c)
         g = self.g_proj(c)
-        # The official code runs the GLA and the augmentation in float32.
+        # The official code runs the GLA and the augmentation in float32 (fla
+        # kernels), so autocast must not push them down to bf16/f16 here.
         cd = torch.float64 if x.dtype == torch.float64 else torch.float32
-        gk = F.logsigmoid(a.to(cd)) / DECAY_NORMALIZER
-        k = 1 - torch.exp(gk)
-        q, k, v, gk = (self._heads(t, cd) for t in (q, k, v, gk))
-        if mode == "recurrent":
-            o, new_state = gla_recurrent(q, k, v, gk, self.scale, state)
-        elif mode == "chunk":
-            o, new_state = gla_chunked(q, k, v, gk, self.scale, state, chunk_size)
-        else:
-            raise ValueError(f"mode must be 'chunk' or 'recurrent', got {mode!r}")
-        # Self-augmentation, q unscaled: o += sigmoid((q . (k * aug)) * v), per head.
-        aug = self.aug_balance.to(cd).reshape(self.num_heads, 1, self.key_dim)
-        w = (q * k * aug).sum(-1, keepdim=True)  # [B,H,T,1]
-        o = o + torch.sigmoid(w * v)
-        o = F.layer_norm(o, (self.head_dim,), eps=1e-5)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            gk = F.logsigmoid(a.to(cd)) / DECAY_NORMALIZER
+            k = 1 - torch.exp(gk)
+            q, k, v, gk = (self._heads(t, cd) for t in (q, k, v, gk))
+            if mode == "recurrent":
+                o, new_state = gla_recurrent(q, k, v, gk, self.scale, state)
+            elif mode == "chunk":
+                o, new_state = gla_chunked(q, k, v, gk, self.scale, state, chunk_size)
+            else:
+                raise ValueError(f"mode must be 'chunk' or 'recurrent', got {mode!r}")
+            # Self-augmentation, q unscaled: o += sigmoid((q . (k * aug)) * v), per head.
+            aug = self.aug_balance.to(cd).reshape(self.num_heads, 1, self.key_dim)
+            w = (q * k * aug).sum(-1, keepdim=True)  # [B,H,T,1]
+            o = o + torch.sigmoid(w * v)
+            o = F.layer_norm(o, (self.head_dim,), eps=1e-5)
         B, H, T, V = o.shape
         o = o.transpose(1, 2).reshape(B, T, H * V).to(x.dtype)
         return self.out_proj(F.silu(g) * o), new_state, new_conv

@@ -55,8 +55,8 @@ async function load() {
   $("info").replaceChildren();
   if (model) await model.dispose();
   model = null;
-  const files = $("model-files").files;
-  const where = files && files.length > 0 ? files : $("model-url").value;
+  const picked = [...$("model-folder").files, ...$("model-files").files];
+  const where = picked.length > 0 ? picked : $("model-url").value;
   try {
     model = await metala.loadModelInWorker(where, {
       device: $("device").value,
@@ -119,7 +119,7 @@ async function generate() {
     const s = generation.result.stats;
     const decodeRate = s.generatedTokens > 1 ? ((s.generatedTokens - 1) * 1000) / s.decodeMs : 0;
     $("stats").textContent =
-      `prefill: ${s.promptTokens} tokens on ${s.prefillEngine} in ${s.prefillMs.toFixed(1)} ms (${((s.promptTokens * 1000) / s.prefillMs).toFixed(0)} tokens/s) · ` +
+      `prefill: ${s.promptTokens} tokens on ${s.prefillEngine} in ${s.prefillMs.toFixed(1)} ms (${((s.promptTokens * 1000) / s.prefillMs).toFixed(1)} tokens/s) · ` +
       `decode: ${s.generatedTokens} tokens on ${s.decodeEngines.join(" → ") || s.prefillEngine}, ${decodeRate.toFixed(1)} tokens/s · ` +
       `first token ${s.timeToFirstTokenMs.toFixed(0)} ms · finished by ${generation.result.finishReason}`;
     document.body.dataset.prefillEngine = s.prefillEngine;
@@ -170,7 +170,9 @@ $("load").onclick = load;
 $("generate").onclick = generate;
 $("stop-button").onclick = () => running?.abort();
 $("cache-refresh").onclick = refreshCache;
-$("model-files").onchange = () => ($("cache").value = "none");
+// Picked files are read where they are; clearing the other picker keeps one choice at a time.
+$("model-folder").onchange = () => ($("model-files").value = "");
+$("model-files").onchange = () => ($("model-folder").value = "");
 
 const params = new URLSearchParams(location.search);
 for (const [param, id] of [["model", "model-url"], ["device", "device"], ["dtype", "dtype"], ["cache", "cache"], ["prompt", "prompt"]]) if (params.has(param)) $(id).value = params.get(param);

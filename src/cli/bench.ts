@@ -3,7 +3,7 @@
  * against that engine's own measured memory bandwidth (the roofline of a
  * bandwidth-bound decode step), and peak memory.
  *
- *   metala bench [--model DIR | --preset NAME] [--device wasm] [--dtype f32|f16|q8|q4]
+ *   metala bench [--model DIR | --preset NAME] [--device wasm|webgpu] [--dtype f32|f16|q8|q4]
  *                [--threads N] [--prompt-tokens 512] [--decode-tokens 64] [--json]
  *
  * Engines plug in through BENCH_DEVICES: each loads a model and offers a
@@ -40,6 +40,18 @@ export const BENCH_DEVICES: Record<string, BenchDevice> = {
       engine,
       dtype: engine.dtype,
       threads: engine.threads,
+      weightBytesPerToken: engine.weightBytesPerToken,
+      weightBytes: engine.weightBytes,
+      probeBandwidth: () => engine.probeBandwidth(),
+    };
+  },
+  async webgpu(source, opts) {
+    const { createWebGpuEngine } = await import("../gpu/engine.js");
+    const engine = await createWebGpuEngine(source, { dtype: opts.dtype });
+    return {
+      engine,
+      dtype: opts.dtype,
+      threads: 1, // one host thread drives the GPU
       weightBytesPerToken: engine.weightBytesPerToken,
       weightBytes: engine.weightBytes,
       probeBandwidth: () => engine.probeBandwidth(),

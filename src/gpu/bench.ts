@@ -76,6 +76,9 @@ export interface PrefillBenchRow {
   /** Share of a forward pass spent in the chunked GLA and in the projection GEMMs (each timed alone). */
   glaShare: number;
   gemmShare: number;
+  /** GPU time of one submission of the forward pass alone (no read-back, no host work). */
+  gpuSeconds: number;
+  glaKernelsMs: number[];
 }
 
 function randomTokens(n: number, vocab: number, seed: number): number[] {
@@ -88,8 +91,8 @@ function randomTokens(n: number, vocab: number, seed: number): number[] {
 
 /**
  * Prefill speed of a webgpu engine at each prompt length (logits of the last
- * position only, as in generation), each timed once after a warm-up run of
- * the same length, and decode speed over `decodeSteps` steps.
+ * position only, as in generation): the best of 3 runs after a warm-up run
+ * of the same length; and decode speed over `decodeSteps` steps.
  */
 export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, lengths: number[], params: number, decodeSteps = 64) {
   const vocab = engine.config.vocabSize;
@@ -98,10 +101,13 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
     const tokens = randomTokens(T, vocab, T);
     const s = engine.createSession();
     await s.prefill(tokens, "last");
-    s.reset();
-    const t0 = performance.now();
-    await s.prefill(tokens, "last");
-    const seconds = (performance.now() - t0) / 1000;
+    let seconds = Infinity;
+    for (let rep = 0; rep < 3; rep++) {
+      s.reset();
+      const t0 = performance.now();
+      await s.prefill(tokens, "last");
+      seconds = Math.min(seconds, (performance.now() - t0) / 1000);
+    }
     const share = await opShares(engine, s, Math.min(T, 4096));
     rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share });
     s.dispose();
@@ -124,5 +130,34 @@ async function opShares(engine: import("../engine.js").Engine, session: import("
   device.queue.writeBuffer(f.buffers.dims, 0, new Uint32Array([T, Math.ceil(T / 64), 0, 0]));
   const time = (only?: "gla" | "gemm") => timeGpu(device, (pass) => f.encode(pass, T, 0, only), 2);
   const whole = await time();
-  return { glaShare: (await time("gla")) / whole, gemmShare: (await time("gemm")) / whole };
+  // each GLA kernel alone, all layers, in ms: decay-key, chunk-state, scan, output, finish
+  const nC = Math.ceil(T / 64);
+  const glaKernelsMs: number[] = [];
+  for (let k = 0; k < 5; k++)
+    glaKernelsMs.push(1e3 * (await timeGpu(device, (pass) => f.layers.forEach((l) => l.gla.steps[k].encode(pass, T, nC)), 2)));
+  return { glaShare: (await time("gla")) / whole, gemmShare: (await time("gemm")) / whole, gpuSeconds: whole, glaKernelsMs };
+}
+
+/** Read bandwidth of the device's memory in GB/s: a 512 MB buffer (less where the binding limit is lower) read by every multiprocessor. */
+export async function probeGpuBandwidth(ctx: GpuContext): Promise<number> {
+  const { device } = ctx;
+  const bytes = Math.min(512 << 20, Math.floor(ctx.info.limits!.maxStorageBufferBindingSize / 16) * 16);
+  const threads = 256 * 1024;
+  const p = new Pipelines(device);
+  const pipeline = await p.pipeline({ files: ["bandwidth.wgsl"], defs: { THREADS: threads }, bindings: ["read", "rw"] });
+  const src = storageBuffer(device, bytes, "bandwidth src");
+  const dst = storageBuffer(device, threads * 4, "bandwidth dst");
+  const bg = p.bindGroup(["read", "rw"], [src, dst]);
+  const s = await timeGpu(
+    device,
+    (pass) => {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bg);
+      pass.dispatchWorkgroups(threads / 256);
+    },
+    10,
+  );
+  src.destroy();
+  dst.destroy();
+  return bytes / s / 1e9;
 }

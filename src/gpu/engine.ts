@@ -33,7 +33,18 @@ function checkTokens(tokens: ArrayLike<number>, vocab: number): void {
   }
 }
 
-class WebGpuEngine implements Engine {
+/** The engine, plus what `metala bench` reports about it. */
+export interface WebGpuEngine extends Engine {
+  readonly kind: "webgpu";
+  /** Bytes of weights on the device. */
+  readonly weightBytes: number;
+  /** Bytes one decode step reads: every layer's weights and the head (the embedding gives one row). */
+  readonly weightBytesPerToken: number;
+  /** Read bandwidth of the device memory in GB/s. */
+  probeBandwidth(): Promise<number>;
+}
+
+class GpuEngine implements WebGpuEngine {
   readonly kind = "webgpu" as const;
   readonly description: string;
   /** Set once the device is lost or reported an error: every later call fails fast. */
@@ -52,6 +63,20 @@ class WebGpuEngine implements Engine {
     this.description = `webgpu ${[i.vendor, i.architecture, i.device].filter(Boolean).join(" ") || "adapter"}${i.isFallbackAdapter ? " (software)" : ""} f32`;
     ctx.device.lost.then((info) => this.markLost(`device lost (${info.reason}): ${info.message}`));
     ctx.device.addEventListener("uncapturederror", (ev) => this.markLost(`GPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`));
+  }
+
+  get weightBytes(): number {
+    return this.weights.bytes;
+  }
+
+  get weightBytesPerToken(): number {
+    const embedBytes = this.weights.head === this.weights.embed ? 0 : this.config.vocabSize * this.config.hiddenSize * 4;
+    return this.weights.bytes - embedBytes;
+  }
+
+  async probeBandwidth(): Promise<number> {
+    const { probeGpuBandwidth } = await import("./bench.js");
+    return probeGpuBandwidth(this.ctx);
   }
 
   markLost(reason: string): void {
@@ -83,8 +108,10 @@ class WebGpuSession implements EngineSession {
   /** Tokens consumed on the GPU since `host` was read back. */
   private pending: number[] = [];
   private disposed = false;
+  /** Reused between calls of the same read-back size (every decode step). */
+  private staging: GPUBuffer | null = null;
 
-  constructor(private readonly engine: WebGpuEngine) {
+  constructor(private readonly engine: GpuEngine) {
     const maxTokens = engine.chunkTokens;
     this.fwd = GpuForward.create(engine.pipelines, engine.weights, engine.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens));
     this.fwd.catch(() => undefined); // reported by the first call that awaits it
@@ -118,7 +145,12 @@ class WebGpuSession implements EngineSession {
     const sBytes = c.numHeads * c.headKeyDim * c.headValueDim * 4;
     const convBytes = 3 * c.hiddenSize * 4;
     const stateBytes = readState ? c.numLayers * (sBytes + convBytes) : 0;
-    const staging = device.createBuffer({ size: Math.max(16, logitBytes + stateBytes), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+    const size = Math.max(16, logitBytes + stateBytes);
+    if (this.staging?.size !== size) {
+      this.staging?.destroy();
+      this.staging = device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+    }
+    const staging = this.staging;
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
     const enc = device.createCommandEncoder();
@@ -141,19 +173,14 @@ class WebGpuSession implements EngineSession {
     const validation = await device.popErrorScope();
     const oom = await device.popErrorScope();
     const err = validation ?? oom;
-    if (err) {
-      staging.destroy();
-      throw this.lost(`GPU error: ${err.message}`);
-    }
+    if (err) throw this.lost(`GPU error: ${err.message}`);
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
-      staging.destroy();
       throw this.lost(this.engine.lostReason ?? `read-back failed: ${(e as Error).message}`);
     }
     const bytes = staging.getMappedRange().slice(0);
     staging.unmap();
-    staging.destroy();
     if (this.engine.lostReason) throw this.lost(this.engine.lostReason);
     const out: Float32Array[] = [];
     for (let r = 0; r < headRows; r++) out.push(new Float32Array(bytes, r * c.vocabSize * 4, c.vocabSize));
@@ -241,6 +268,7 @@ class WebGpuSession implements EngineSession {
     if (this.disposed) return;
     this.disposed = true;
     this.engine.forget(this);
+    this.staging?.destroy();
     this.fwd.then((f) => f.destroy(), () => undefined);
   }
 }
@@ -254,7 +282,7 @@ function copyState(s: ModelState): ModelState {
  * per session buffers for chunks of up to `chunkTokens` tokens. Throws a
  * MetalaError of kind "device" when there is no WebGPU adapter.
  */
-export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngineOptions = {}): Promise<Engine> {
+export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngineOptions = {}): Promise<WebGpuEngine> {
   const dtype = opts.dtype ?? "f32";
   if (dtype !== "f32") throw new MetalaError("usage", `--dtype ${dtype} is not available on the webgpu engine (it runs f32 weights only)`);
   const c = source.config;
@@ -267,7 +295,7 @@ export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngin
   try {
     const pipelines = new Pipelines(ctx.device);
     const weights = await uploadWeights(ctx.device, source, maxBinding);
-    return new WebGpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context);
+    return new GpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context);
   } catch (e) {
     if (!opts.context) ctx.device.destroy();
     throw e;

@@ -5,10 +5,12 @@ import { GlaOp } from "./gla.js";
 import { storageBuffer, uniformU32, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
 
-interface LayerOps {
+export interface LayerOps {
   tokenNorm: Dispatch;
   conv: Dispatch;
   convState: Dispatch;
+  /** tokenNorm + conv + convState for a single token */
+  convStep: Dispatch;
   qkvg: GemmOp;
   gla: GlaOp;
   out: GemmOp;
@@ -39,7 +41,7 @@ export class GpuForward {
     readonly buffers: ForwardBuffers,
     private readonly owned: GPUBuffer[],
     private readonly embedOps: Dispatch[],
-    private readonly layers: LayerOps[],
+    readonly layers: LayerOps[],
     private readonly finalNorm: Dispatch,
     private readonly headOps: GemmOp[],
   ) {}
@@ -91,6 +93,7 @@ export class GpuForward {
         tokenNorm: await makeDispatch(p, ["norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.tokenNorm.w, lw.tokenNorm.b, XN], rowsGrid),
         conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d }, ["uniform", "read", "read", "read", "rw"], [dims, XN, lw.conv, state[l].conv, CV], (T) => [cdiv(d, 64), T]),
         convState: await makeDispatch(p, ["short-conv-state.wgsl"], { D: d }, ["uniform", "read", "rw"], [dims, XN, state[l].conv], () => [cdiv(d, 64)]),
+        convStep: await makeDispatch(p, ["math.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, state[l].conv, CV], () => [1]),
         qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P }),
         gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug }),
         out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X }),
@@ -116,7 +119,8 @@ export class GpuForward {
     const rest = only === undefined;
     if (rest) for (const e of this.embedOps) e.encode(pass, T, nC);
     for (const l of this.layers) {
-      if (rest) {
+      if (rest && T === 1) l.convStep.encode(pass, T, nC);
+      else if (rest) {
         l.tokenNorm.encode(pass, T, nC);
         l.conv.encode(pass, T, nC);
         l.convState.encode(pass, T, nC);

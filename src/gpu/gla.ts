@@ -18,7 +18,11 @@ export interface GlaBuffers {
 }
 
 export class GlaOp {
-  private constructor(private readonly steps: Dispatch[]) {}
+  private constructor(
+    /** decay-key, chunk-state, scan, output, finish (public for per-kernel timing) */
+    readonly steps: Dispatch[],
+    private readonly step: Dispatch,
+  ) {}
 
   static async create(p: Pipelines, m: ModelDefs, b: GlaBuffers): Promise<GlaOp> {
     const steps = await Promise.all([
@@ -42,10 +46,20 @@ export class GlaOp {
         (T) => [T, m.H],
       ),
     ]);
-    return new GlaOp(steps);
+    const step = await makeDispatch(
+      p,
+      ["math.wgsl", "gla-step.wgsl"],
+      { H: m.H, K: m.K, V: m.V, DK: m.DK, D: m.D, NP: m.NP, Q_OFF: m.Q_OFF, A_OFF: m.A_OFF, V_OFF: m.V_OFF, G_OFF: m.G_OFF, SCALE: m.SCALE },
+      ["read", "read", "rw", "rw"],
+      [b.P, b.waug, b.S, b.O],
+      () => [m.H],
+    );
+    return new GlaOp(steps, step);
   }
 
+  /** The chunked passes, or for a single token the fused recurrent step (one dispatch instead of five). */
   encode(pass: GPUComputePassEncoder, T: number, nC: number): void {
-    for (const s of this.steps) s.encode(pass, T, nC);
+    if (T === 1) this.step.encode(pass, T, nC);
+    else for (const s of this.steps) s.encode(pass, T, nC);
   }
 }

@@ -1,0 +1,67 @@
+// The recurrent GLA for one token (decode steps), fused with what follows
+// it, per head (spec §2 steps 3-6 and the gate), one workgroup per head:
+//   gk = logsigmoid(a)/16, alpha = exp(gk), k = 1 - alpha
+//   S = diag(alpha) S + k^T v;  o = (s q) S                 (update, then read)
+//   o += sigmoid((q . (k * w_aug)) * v);  o = LayerNorm_V(o);  y = silu(g) * o
+// Row 0 of P is the token's projections; y goes to row 0 of O.
+// Needs math.wgsl. Host constants: H, K, V, DK, D, NP, Q_OFF, A_OFF, V_OFF, G_OFF; SCALE: f32.
+
+@group(0) @binding(0) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read> waug: array<f32>;
+@group(0) @binding(2) var<storage, read_write> S: array<f32>;
+@group(0) @binding(3) var<storage, read_write> O: array<f32>;
+
+const NT: u32 = 256u;
+var<workgroup> alpha: array<f32, K>;
+var<workgroup> key: array<f32, K>;
+var<workgroup> qs: array<f32, K>;
+var<workgroup> ov: array<f32, V>;
+var<workgroup> red: array<f32, NT>;
+
+fn sum_all(x: f32, tid: u32) -> f32 {
+  red[tid] = x;
+  workgroupBarrier();
+  for (var s = NT / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) { red[tid] += red[tid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(NT)
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  let h = wid.x;
+  var part = 0.0;
+  for (var k = tid; k < K; k += NT) {
+    let gk = logsigmoid(P[A_OFF + h * K + k]) / 16.0;
+    let q = P[Q_OFF + h * K + k];
+    alpha[k] = exp(gk);
+    key[k] = -expm1_f(gk);
+    qs[k] = q;
+    part += q * key[k] * waug[h * K + k];
+  }
+  let aug = sum_all(part, tid);  // its barriers also publish alpha, key, qs
+  var sum = 0.0;
+  for (var v = tid; v < V; v += NT) {
+    let vv = P[V_OFF + h * V + v];
+    var acc = 0.0;
+    for (var k = 0u; k < K; k++) {
+      let i = (h * K + k) * V + v;
+      let s = fma(alpha[k], S[i], key[k] * vv);
+      S[i] = s;
+      acc = fma(qs[k], s, acc);
+    }
+    let o = SCALE * acc + sigmoid(aug * vv);
+    ov[v] = o;
+    sum += o;
+  }
+  let mean = sum_all(sum, tid) / f32(V);
+  var sq = 0.0;
+  for (var v = tid; v < V; v += NT) { sq += (ov[v] - mean) * (ov[v] - mean); }
+  let inv = inverseSqrt(sum_all(sq, tid) / f32(V) + 1e-5);
+  for (var v = tid; v < V; v += NT) {
+    O[h * V + v] = silu(P[G_OFF + h * V + v]) * (ov[v] - mean) * inv;
+  }
+}

@@ -1,0 +1,56 @@
+// One token (decode steps): the token mixer's pre-norm, the short conv + SiLU
+// and the conv state shift in one dispatch (what norm.wgsl, short-conv.wgsl
+// and short-conv-state.wgsl do for a chunk). One workgroup.
+//   xn = norm(x);  Cv[i] = silu(w[i] . [state rows, xn][i]);  state <- [state rows 1, 2, xn]
+// Needs math.wgsl. Host constants: D, LAYERNORM: bool.
+
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> nw: array<f32>;
+@group(0) @binding(2) var<storage, read> nb: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state: array<f32>;
+@group(0) @binding(5) var<storage, read_write> Cv: array<f32>;
+
+const NT: u32 = 256u;
+var<workgroup> red: array<f32, NT>;
+
+fn sum_all(x: f32, tid: u32) -> f32 {
+  red[tid] = x;
+  workgroupBarrier();
+  for (var s = NT / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) { red[tid] += red[tid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(NT)
+fn main(@builtin(local_invocation_index) tid: u32) {
+  var mean = 0.0;
+  var inv = 0.0;
+  if (LAYERNORM) {
+    var s = 0.0;
+    for (var i = tid; i < D; i += NT) { s += X[i]; }
+    mean = sum_all(s, tid) / f32(D);
+    var q = 0.0;
+    for (var i = tid; i < D; i += NT) { q += (X[i] - mean) * (X[i] - mean); }
+    inv = inverseSqrt(sum_all(q, tid) / f32(D) + 1e-5);
+  } else {
+    var q = 0.0;
+    for (var i = tid; i < D; i += NT) { q += X[i] * X[i]; }
+    inv = inverseSqrt(sum_all(q, tid) / f32(D) + 1e-6);
+  }
+  for (var i = tid; i < D; i += NT) {
+    var xn = (X[i] - mean) * inv;
+    if (LAYERNORM) { xn = xn * nw[i] + nb[i]; }
+    let s0 = state[i];
+    let s1 = state[D + i];
+    let s2 = state[2u * D + i];
+    Cv[i] = silu(w[4u * i] * s0 + w[4u * i + 1u] * s1 + w[4u * i + 2u] * s2 + w[4u * i + 3u] * xn);
+    state[i] = s1;
+    state[D + i] = s2;
+    state[2u * D + i] = xn;
+  }
+}
