@@ -8,7 +8,7 @@
 // URLs rewritten to plain `new URL("./name", import.meta.url)` literals,
 // which every bundler (webpack 5, Vite, esbuild, Parcel) follows on its own,
 // so a user of the bundle configures nothing.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { nodeResolve } from "@rollup/plugin-node-resolve";
@@ -78,15 +78,19 @@ function assetsPlugin({ browser }) {
         return this.emitFile({ type: "asset", name: basename(path), source: readFileSync(path) });
       };
       out = out.replace(LITERAL_URL, (_, _q, rel) => `new URL(import.meta.ROLLUP_FILE_URL_${emit(resolve(here, rel))}, import.meta.url)`);
-      out = out.replace(TEMPLATE_URL, (whole, dirPart, prefix, expr, suffix) => {
+      out = out.replace(TEMPLATE_URL, (_, dirPart, prefix, expr, suffix) => {
         const dir = resolve(here, dirPart);
         if (!existsSync(dir)) this.error(`${relative(root, id)}: new URL() reads from ${relative(root, dir)}, which does not exist (build it first)`);
         const files = readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith(suffix) && f.length > prefix.length + suffix.length);
         if (files.length === 0) this.error(`${relative(root, id)}: no files match ${relative(root, dir)}/${prefix}*${suffix}`);
         const table = files.map((f) => `${JSON.stringify(f)}: () => new URL(import.meta.ROLLUP_FILE_URL_${emit(join(dir, f))}, import.meta.url)`);
         const key = `${JSON.stringify(prefix)} + (${expr}) + ${JSON.stringify(suffix)}`;
-        return `(({${table.join(", ")}})[${key}] ?? (() => ${whole}))()`;
+        const missing = `() => { throw new Error(${JSON.stringify(dirPart)} + ${key} + " is not in this bundle"); }`;
+        return `(({${table.join(", ")}})[${key}] ?? (${missing}))()`;
       });
+      // A URL this plugin does not understand would point into the void once bundled: stop the build instead.
+      const leftover = /new URL\(\s*`[^`]*`\s*,\s*import\.meta\.url/.exec(out);
+      if (leftover) this.error(`cannot bundle ${leftover[0]}...: name the file literally, or as \`dir/\${name}\` of one folder`);
       if (ENGINE_LOADER.test(out)) {
         let replaced = 0;
         out = out.replace(VARIABLE_IMPORT, (_, v) => (replaced++, `__metalaEngineImport(${v})`));
@@ -109,6 +113,11 @@ function __metalaEngineImport(path) {
   };
 }
 
+/** Empties an output folder first, so no chunk of an earlier build lingers beside the new ones. */
+function clean(dir) {
+  return { name: "metala-clean", buildStart: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 const isBare = (id) => !id.startsWith(".") && !id.startsWith("/") && !id.startsWith("\0");
 
 /** Rollup's warnings, an unresolved import fails the build (a browser bundle must be self-contained). */
@@ -121,13 +130,13 @@ export default [
   {
     input: { index: join(dist, "index.js"), worker: join(dist, "worker/index.js") },
     external: isBare,
-    plugins: [assetsPlugin({ browser: false })],
+    plugins: [clean(join(dist, "bundle/node")), assetsPlugin({ browser: false })],
     onwarn,
     output: { dir: join(dist, "bundle/node"), format: "es", entryFileNames: "[name].js", chunkFileNames: "[name]-[hash].js", assetFileNames: "assets/[name]-[hash][extname]" },
   },
   {
     input: { index: join(dist, "browser/index.js"), "model-worker": join(dist, "worker/entry.js") },
-    plugins: [assetsPlugin({ browser: true }), nodeResolve({ browser: true, exportConditions: ["browser", "import", "default"] })],
+    plugins: [clean(join(dist, "bundle/browser")), assetsPlugin({ browser: true }), nodeResolve({ browser: true, exportConditions: ["browser", "import", "default"] })],
     onwarn,
     output: { dir: join(dist, "bundle/browser"), format: "es", entryFileNames: "[name].js", chunkFileNames: "[name]-[hash].js", assetFileNames: "assets/[name]-[hash][extname]" },
   },

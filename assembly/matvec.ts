@@ -9,7 +9,7 @@
 // `accumulate` != 0 adds the product to y (residual connections) instead of
 // overwriting y.
 
-import { madd, hsum } from "./simd";
+import { madd, hsum, hsumI32 } from "./simd";
 import { rowBytes } from "./formats";
 import { FMT_F16, FMT_Q8, FMT_Q4 } from "./formats";
 
@@ -121,28 +121,43 @@ export function matVecF16(w: usize, x: usize, y: usize, cols: i32, accumulate: i
 
 /**
  * Quantizes x (cols f32, a multiple of 32) per block of 32 into `q` (layout in
- * formats.ts) for the Q8 and Q4 products. Runs on one thread: O(cols).
+ * formats.ts) for the Q8 and Q4 products, blocks [r0, r1).
  */
-export function quantizeInput(x: usize, q: usize, cols: i32): void {
+export function quantizeInput(x: usize, q: usize, cols: i32, r0: i32, r1: i32, tid: i32): void {
   const nb = cols >> 5;
   const scales = q + (<usize>cols << 1);
   const sums = scales + (<usize>nb << 2);
-  for (let b = 0; b < nb; b++) {
+  for (let b = r0; b < r1; b++) {
     const xb = x + (<usize>b << 7);
     let m = f32x4.splat(0);
     for (let i = 0; i < 8; i++) m = f32x4.max(m, f32x4.abs(v128.load(xb + (<usize>i << 4))));
     const mx = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
     const scale: f32 = mx / 127;
-    const inv: f32 = scale > 0 ? <f32>1 / scale : 0;
-    let sum: i32 = 0;
-    for (let i = 0; i < 32; i++) {
-      const v = <i32>nearest(load<f32>(xb + (<usize>i << 2)) * inv);
-      sum += v;
-      if (ASC_FEATURE_RELAXED_SIMD) store<i8>(q + (<usize>b << 5) + <usize>i, <i8>v);
-      else store<i16>(q + (<usize>b << 6) + (<usize>i << 1), <i16>v);
+    const inv = f32x4.splat(scale > 0 ? <f32>1 / scale : 0);
+    const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb), inv)));
+    const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 16), inv)));
+    const q2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 32), inv)));
+    const q3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 48), inv)));
+    const q4 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 64), inv)));
+    const q5 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 80), inv)));
+    const q6 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 96), inv)));
+    const q7 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 112), inv)));
+    const s = i32x4.add(i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)), i32x4.add(i32x4.add(q4, q5), i32x4.add(q6, q7)));
+    const h0 = i16x8.narrow_i32x4_s(q0, q1), h1 = i16x8.narrow_i32x4_s(q2, q3);
+    const h2 = i16x8.narrow_i32x4_s(q4, q5), h3 = i16x8.narrow_i32x4_s(q6, q7);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      const qb = q + (<usize>b << 5);
+      v128.store(qb, i8x16.narrow_i16x8_s(h0, h1));
+      v128.store(qb, i8x16.narrow_i16x8_s(h2, h3), 16);
+    } else {
+      const qb = q + (<usize>b << 6);
+      v128.store(qb, h0);
+      v128.store(qb, h1, 16);
+      v128.store(qb, h2, 32);
+      v128.store(qb, h3, 48);
     }
     store<f32>(scales + (<usize>b << 2), scale);
-    store<f32>(sums + (<usize>b << 2), <f32>sum);
+    store<f32>(sums + (<usize>b << 2), <f32>hsumI32(s));
   }
 }
 

@@ -103,16 +103,17 @@ export function embed(fmt: i32, table: usize, d: i32, token: i32, scale: f32, ds
 }
 
 /**
- * The causal depthwise conv (kernel 4) + SiLU for T tokens: out[t][i] =
- * silu(sum_j w[i][j] x_{t-3+j}[i]). `state` [3, d] holds the previous three
- * inputs, oldest first, and is advanced past the chunk.
+ * The causal depthwise conv (kernel 4) + SiLU for T tokens and features
+ * [r0, r1): out[t][i] = silu(sum_j w[i][j] x_{t-3+j}[i]). `state` [3, d]
+ * holds the previous three inputs, oldest first, and is advanced past the
+ * chunk.
  */
-export function shortConvStep(state: usize, x: usize, weight: usize, out: usize, d: i32, T: i32): void {
+export function shortConvStep(state: usize, x: usize, weight: usize, out: usize, d: i32, T: i32, r0: i32, r1: i32, tid: i32): void {
   const s0 = state, s1 = state + (<usize>d << 2), s2 = state + (<usize>d << 3);
   for (let t = 0; t < T; t++) {
     const xr = x + (<usize>(t * d) << 2);
     const or = out + (<usize>(t * d) << 2);
-    for (let i = 0; i < d; i++) {
+    for (let i = r0; i < r1; i++) {
       const w = weight + (<usize>i << 4);
       const xi = f(xr, i);
       const acc = <f64>f(w, 0) * f(s0, i) + <f64>f(w, 1) * f(s1, i) + <f64>f(w, 2) * f(s2, i) + <f64>f(w, 3) * xi;
@@ -124,20 +125,41 @@ export function shortConvStep(state: usize, x: usize, weight: usize, out: usize,
   }
 }
 
+// alpha and k for features [i0, i1) of one token (see decayKey).
+// @ts-ignore: decorator
+@inline function decayKeyRange(ar: usize, kr: usize, i0: i32, i1: i32): void {
+  for (let i = i0; i < i1; i++) {
+    const x = <f64>f(ar, i);
+    const gk = (min(x, 0) - Math.log1p(Math.exp(-Math.abs(x)))) / 16;
+    put(ar, i, Math.exp(gk));
+    put(kr, i, -Math.expm1(gk));
+  }
+}
+
 /**
  * MetaLA's decay and tied key from the k_gate output a (n per token, rows ld
  * apart): alpha = exp(logsigmoid(a) / 16) written over a, k = 1 - alpha
  * (as -expm1, exact for weak decay) into k [T, n].
  */
 export function decayKey(a: usize, ld: i32, k: usize, n: i32, T: i32): void {
-  for (let t = 0; t < T; t++) {
-    const ar = a + (<usize>(t * ld) << 2);
-    const kr = k + (<usize>(t * n) << 2);
-    for (let i = 0; i < n; i++) {
-      const x = <f64>f(ar, i);
-      const gk = (min(x, 0) - Math.log1p(Math.exp(-Math.abs(x)))) / 16;
-      put(ar, i, Math.exp(gk));
-      put(kr, i, -Math.expm1(gk));
+  for (let t = 0; t < T; t++) decayKeyRange(a + (<usize>(t * ld) << 2), k + (<usize>(t * n) << 2), 0, n);
+}
+
+// One GLA step of one head: S_h = diag(alpha) S_h + k^T v, o_h = (scale q) S_h.
+// @ts-ignore: decorator
+@inline function glaHead(Sh: usize, qh: usize, ah: usize, kh: usize, vh: usize, oh: usize, K: i32, V: i32, scale: f32): void {
+  const vb = <usize>V << 2;
+  for (let j = 0; j < V; j += 4) v128.store(oh + (<usize>j << 2), f32x4.splat(0));
+  for (let i = 0; i < K; i++) {
+    const ai = f32x4.splat(f(ah, i));
+    const ki = f32x4.splat(f(kh, i));
+    const qi = f32x4.splat(f(qh, i) * scale);
+    const Si = Sh + <usize>i * vb;
+    for (let j = 0; j < V; j += 4) {
+      const jo = <usize>j << 2;
+      const s = f32x4.add(f32x4.mul(ai, v128.load(Si + jo)), f32x4.mul(ki, v128.load(vh + jo)));
+      v128.store(Si + jo, s);
+      v128.store(oh + jo, f32x4.add(v128.load(oh + jo), f32x4.mul(qi, s)));
     }
   }
 }
@@ -152,40 +174,25 @@ export function glaStep(S: usize, q: usize, alpha: usize, v: usize, ld: i32, k: 
   const scale = <f32>(1 / Math.sqrt(<f64>K));
   const dk = H * K;
   const dv = H * V;
-  const vb = <usize>V << 2;
   for (let h = h0; h < h1; h++) {
-    const Sh = S + <usize>(h * K) * vb;
+    const Sh = S + <usize>(h * K) * (<usize>V << 2);
     for (let t = 0; t < T; t++) {
       const row = <usize>(t * ld) << 2;
-      const qh = q + row + (<usize>(h * K) << 2);
-      const ah = alpha + row + (<usize>(h * K) << 2);
-      const vh = v + row + (<usize>(h * V) << 2);
-      const kh = k + (<usize>(t * dk + h * K) << 2);
-      const oh = o + (<usize>(t * dv + h * V) << 2);
-      for (let j = 0; j < V; j += 4) v128.store(oh + (<usize>j << 2), f32x4.splat(0));
-      for (let i = 0; i < K; i++) {
-        const ai = f32x4.splat(f(ah, i));
-        const ki = f32x4.splat(f(kh, i));
-        const qi = f32x4.splat(f(qh, i) * scale);
-        const Si = Sh + <usize>i * vb;
-        for (let j = 0; j < V; j += 4) {
-          const jo = <usize>j << 2;
-          const s = f32x4.add(f32x4.mul(ai, v128.load(Si + jo)), f32x4.mul(ki, v128.load(vh + jo)));
-          v128.store(Si + jo, s);
-          v128.store(oh + jo, f32x4.add(v128.load(oh + jo), f32x4.mul(qi, s)));
-        }
-      }
+      glaHead(Sh, q + row + (<usize>(h * K) << 2), alpha + row + (<usize>(h * K) << 2), k + (<usize>(t * dk + h * K) << 2), v + row + (<usize>(h * V) << 2), o + (<usize>(t * dv + h * V) << 2), K, V, scale);
     }
   }
 }
 
+// @ts-ignore: decorator
+@inline function selfAugmentHead(o: usize, q: usize, k: usize, wAug: usize, v: usize, h: i32, K: i32, V: i32): void {
+  let w: f64 = 0;
+  for (let i = 0; i < K; i++) { const c = h * K + i; w += <f64>f(q, c) * f(k, c) * f(wAug, c); }
+  for (let j = 0; j < V; j++) { const c = h * V + j; put(o, c, f(o, c) + sigmoid(w * f(v, c))); }
+}
+
 /** o_h += sigmoid((q_h . (k_h * w_aug_h)) * v_h) per head (q unscaled), one token. */
 export function selfAugment(o: usize, q: usize, k: usize, wAug: usize, v: usize, H: i32, K: i32, V: i32): void {
-  for (let h = 0; h < H; h++) {
-    let w: f64 = 0;
-    for (let i = 0; i < K; i++) { const c = h * K + i; w += <f64>f(q, c) * f(k, c) * f(wAug, c); }
-    for (let j = 0; j < V; j++) { const c = h * V + j; put(o, c, f(o, c) + sigmoid(w * f(v, c))); }
-  }
+  for (let h = 0; h < H; h++) selfAugmentHead(o, q, k, wAug, v, h, K, V);
 }
 
 /** LayerNorm over each head's V features, eps 1e-5, no affine, in place; one token. */
@@ -202,19 +209,32 @@ export function gateOutput(g: usize, o: usize, n: i32): void {
 }
 
 /**
- * Everything between the GLA and out_proj for T tokens: self-augmentation,
- * head norm and the silu(g) gate. Rows of the fused projection are ld apart
- * (q at 0, v at 2*dk, g at 2*dk + d), k is [T, dk], o is [T, d].
+ * The token mixer from the projections to out_proj's input, for heads
+ * [h0, h1) and T tokens: g bias, decay and key, the GLA step,
+ * self-augmentation, head norm and the silu(g) gate. Heads are independent,
+ * so one parallel job covers it all. Rows of the fused projection (q | a | v
+ * | g) are ld floats apart; k goes to [T, dk], o to [T, d].
  */
-export function mixerOutput(qavg: usize, ld: i32, k: usize, wAug: usize, o: usize, H: i32, K: i32, V: i32, T: i32): void {
+export function tokenMixerHeads(S: usize, P: usize, ld: i32, k: usize, gBias: usize, wAug: usize, o: usize, H: i32, K: i32, V: i32, T: i32, h0: i32, h1: i32, tid: i32): void {
+  const scale = <f32>(1 / Math.sqrt(<f64>K));
   const dk = H * K;
   const d = H * V;
-  for (let t = 0; t < T; t++) {
-    const row = qavg + (<usize>(t * ld) << 2);
-    const ot = o + (<usize>(t * d) << 2);
-    selfAugment(ot, row, k + (<usize>(t * dk) << 2), wAug, row + (<usize>(2 * dk) << 2), H, K, V);
-    headNorm(ot, H, V);
-    gateOutput(row + (<usize>(2 * dk + d) << 2), ot, d);
+  for (let h = h0; h < h1; h++) {
+    const Sh = S + <usize>(h * K) * (<usize>V << 2);
+    for (let t = 0; t < T; t++) {
+      const row = P + (<usize>(t * ld) << 2);
+      const kt = k + (<usize>(t * dk) << 2);
+      const ot = o + (<usize>(t * d) << 2);
+      const v = row + (<usize>(2 * dk) << 2);
+      const g = v + (<usize>d << 2);
+      for (let j = h * V; j < (h + 1) * V; j++) put(g, j, f(g, j) + f(gBias, j));
+      decayKeyRange(row + (<usize>dk << 2), kt, h * K, (h + 1) * K);
+      glaHead(Sh, row + (<usize>(h * K) << 2), row + (<usize>(dk + h * K) << 2), kt + (<usize>(h * K) << 2), v + (<usize>(h * V) << 2), ot + (<usize>(h * V) << 2), K, V, scale);
+      selfAugmentHead(ot, row, kt, wAug, v, h, K, V);
+      const oh = ot + (<usize>(h * V) << 2);
+      layerNorm(oh, oh, 0, 0, V, 1e-5, 1);
+      for (let j = h * V; j < (h + 1) * V; j++) put(ot, j, silu(f(g, j)) * f(ot, j));
+    }
   }
 }
 
@@ -226,12 +246,12 @@ export function addBias(y: usize, ld: i32, b: usize, n: i32, T: i32): void {
   }
 }
 
-/** out[t] = act(h1) * h2 where the fused l1|l2 output row t holds h1 (n) then h2 (n). */
-export function glu(h: usize, out: usize, n: i32, act: i32, T: i32): void {
+/** out[t][i] = act(h1[i]) * h2[i] for features [r0, r1), where the fused l1|l2 output row t holds h1 (n) then h2 (n). */
+export function glu(h: usize, out: usize, n: i32, act: i32, T: i32, r0: i32, r1: i32, tid: i32): void {
   for (let t = 0; t < T; t++) {
     const hr = h + (<usize>(2 * t * n) << 2);
     const or = out + (<usize>(t * n) << 2);
-    for (let i = 0; i < n; i++) put(or, i, activation(act, f(hr, i)) * f(hr, n + i));
+    for (let i = r0; i < r1; i++) put(or, i, activation(act, f(hr, i)) * f(hr, n + i));
   }
 }
 

@@ -121,6 +121,18 @@ test("a sharded checkpoint is downloaded shard by shard into the cache and gives
   }
 });
 
+test("a model URL that is not there fails the load with one line naming the file", async () => {
+  const server = await startServer();
+  try {
+    const page = await browser.context.newPage();
+    assert.is(await openDemo(page, server, { model: "/no-such-model/" }), "error");
+    assert.is(await page.textContent("#error"), `io: ${server.url}/no-such-model/config.json: HTTP 404 Not Found`);
+    await page.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test("an interrupted download resumes with a Range request", async () => {
   const size = statSync(join(MODEL_DIR, WEIGHTS)).size;
   const cut = Math.floor(size / 2);

@@ -77,6 +77,12 @@ test("the worker runtime (Node bundle) streams the same tokens, snapshots, forks
     assert.equal(rb.tokens, ra.tokens);
     assert.equal(rc.tokens, ra.tokens);
 
+    // Feeding the prompt's head, then generating from its last token, continues like the whole prompt at once.
+    const fed = await model.createSession();
+    await fed.feed(PROMPT.slice(0, -1));
+    assert.equal((await fed.generate(PROMPT.slice(-1), GREEDY).complete()).tokens, expected);
+    await fed.dispose();
+
     const corrupt = snap.slice();
     corrupt[corrupt.length - 1] ^= 0xff;
     try {

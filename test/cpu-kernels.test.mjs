@@ -12,7 +12,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { wasmFeatures } from "../dist/cpu/features.js";
 import { compileKernels, instantiateKernels, FMT } from "../dist/cpu/kernels.js";
-import { writeRows, rowBytes, inputBytes } from "../dist/cpu/quantize.js";
+import { rowBytes, inputBytes } from "../dist/cpu/layout.js";
 import * as ref from "../dist/reference/ops.js";
 import { seededRandom, uniform } from "./helpers/random-model.mjs";
 
@@ -37,6 +37,17 @@ const put = (arr) => {
   return p;
 };
 const get = (p, n) => Float64Array.from(new Float32Array(buf, p, n));
+/** Stores W ([rows, cols] f32) in layout `dtype` with the load-time converter (quantizeRows, split over two calls). */
+function storeMatrix(dtype, W, rows, cols) {
+  const wp = alloc(rows * rowBytes(dtype, cols));
+  if (dtype === "f32") new Float32Array(buf, wp, rows * cols).set(W);
+  else {
+    const src = put(W);
+    k.quantizeRows(FMT[dtype], src, wp, cols, 0, 3, 0);
+    k.quantizeRows(FMT[dtype], src, wp, cols, 3, rows, 1);
+  }
+  return wp;
+}
 const rand = seededRandom(12345);
 const f64 = (n, scale = 1) => Float64Array.from(uniform(rand, n, scale));
 const maxAbs = (a) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
@@ -69,13 +80,13 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
     for (const [rows, cols] of [[4, 32], [13, 96], [37, 160]]) {
       const W = uniform(rand, rows * cols, 1);
       const x = f64(cols, 2);
-      const wp = alloc(rows * rowBytes(dtype, cols));
-      writeRows(dtype, W, rows, cols, buf, wp);
+      const wp = storeMatrix(dtype, W, rows, cols);
       let xp = put(x);
       const quantized = dtype === "q8" || dtype === "q4";
       if (quantized) {
         const q = alloc(inputBytes(cols));
-        k.quantizeInput(xp, q, cols);
+        k.quantizeInput(xp, q, cols, 0, 1, 0);
+        k.quantizeInput(xp, q, cols, 1, cols / 32, 1);
         xp = q;
       }
       const yp = alloc(4 * rows);
@@ -109,8 +120,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
   test(`dequantizeRows and matMat (${dtype}) = reference matVec per token`, () => {
     const rows = 22, cols = 64, T = 5;
     const W = uniform(rand, rows * cols, 1);
-    const wp = alloc(rows * rowBytes(dtype, cols));
-    writeRows(dtype, W, rows, cols, buf, wp);
+    const wp = storeMatrix(dtype, W, rows, cols);
     const deq = alloc(4 * rows * cols);
     k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
     const D = get(deq, rows * cols);
@@ -148,11 +158,10 @@ test("rmsNorm and layerNorm = reference", () => {
   }
 });
 
-test("embed = reference embed (with the sqrt(d) scale), any storage", () => {
+test("embed = reference embed (with the sqrt(d) scale)", () => {
   const vocab = 10, d = 64;
   const table = uniform(rand, vocab * d, 1);
-  const tp = alloc(vocab * d * 4), dst = alloc(4 * d);
-  writeRows("f32", table, vocab, d, buf, tp);
+  const tp = put(table), dst = alloc(4 * d);
   k.embed(FMT.f32, tp, d, 7, Math.fround(Math.sqrt(d)), dst);
   close(get(dst, d), ref.embed(table, d, 7, Math.sqrt(d)), 1e-6, "embed");
 });
@@ -163,7 +172,8 @@ test("shortConvStep over a chunk = reference step by step, state advanced", () =
   const state0 = f64(3 * d);
   const x = f64(T * d, 2);
   const sp = put(state0), wp = put(w), xp = put(x), op = alloc(4 * T * d);
-  k.shortConvStep(sp, xp, wp, op, d, T);
+  k.shortConvStep(sp, xp, wp, op, d, T, 0, 12, 0);
+  k.shortConvStep(sp, xp, wp, op, d, T, 12, d, 1);
   const refState = Float64Array.from(new Float32Array(state0));
   const out = get(op, T * d);
   for (let t = 0; t < T; t++) {
@@ -238,12 +248,38 @@ test("glu with every glu_act = reference activation times the second half", () =
   const h = uniform(rand, T * 2 * n, 4);
   const hp = put(h), out = alloc(4 * T * n);
   names.forEach((name, code) => {
-    k.glu(hp, out, n, code, T);
+    k.glu(hp, out, n, code, T, 0, 16, 0);
+    k.glu(hp, out, n, code, T, 16, n, 1);
     const act = ref.gluActivation(name);
     const expected = new Float64Array(T * n);
     for (let t = 0; t < T; t++) for (let i = 0; i < n; i++) expected[t * n + i] = act(h[2 * t * n + i]) * h[2 * t * n + n + i];
     close(get(out, T * n), expected, 1e-6, `glu ${name}`);
   });
+});
+
+test("tokenMixerHeads = reference bias, decayKey, glaStep, selfAugment, headNorm, gateOutput, over tokens", () => {
+  const H = 2, K = 8, V = 32, T = 3;
+  const dk = H * K, d = H * V, ld = 2 * dk + 2 * d;
+  const P = uniform(rand, T * ld, 2);
+  const S0 = uniform(rand, H * K * V, 1);
+  const gBias = uniform(rand, d, 0.5), wAug = uniform(rand, dk, 1);
+  const Pp = put(P), Sp = put(S0), kp = alloc(4 * T * dk), op = alloc(4 * T * d);
+  k.tokenMixerHeads(Sp, Pp, ld, kp, put(gBias), put(wAug), op, H, K, V, T, 0, 1, 0);
+  k.tokenMixerHeads(Sp, Pp, ld, kp, put(gBias), put(wAug), op, H, K, V, T, 1, H, 1);
+  const S = S0.slice();
+  const o = get(op, T * d);
+  const shape = { H, K, V };
+  for (let t = 0; t < T; t++) {
+    const row = (off, n) => Float64Array.from(P.subarray(t * ld + off, t * ld + off + n));
+    const q = row(0, dk), v = row(2 * dk, d);
+    const g = row(2 * dk + d, d).map((x, i) => x + gBias[i]);
+    const dec = ref.decayKey(row(dk, dk));
+    const alpha = Float64Array.from(new Float32Array(dec.alpha)), key = Float64Array.from(new Float32Array(dec.k));
+    const gla = ref.glaStep(S, q, key, alpha, v, shape);
+    const expected = ref.gateOutput(g, ref.headNorm(ref.selfAugment(gla, q, key, wAug, v, shape), H, V));
+    close(o.subarray(t * d, (t + 1) * d), expected, 1e-5, `token ${t}`);
+  }
+  close(get(Sp, H * K * V), S, 1e-5, "S");
 });
 
 test("argmax and topK agree with a sort", () => {

@@ -14,7 +14,7 @@ import { wasmFeatures } from "./features.js";
 import { Forward, CHUNK, planActivations, planState, type Activations, type StateSlot } from "./forward.js";
 import { compileKernels, instantiateKernels, type KernelBuild, type WeightDType } from "./kernels.js";
 import { ThreadPool } from "./pool.js";
-import { Arena, loadWeights, planWeights, unsupportedReason, type WeightPlan } from "./weights.js";
+import { Arena, loadWeights, planWeights, stagingBytes, unsupportedReason, type WeightPlan } from "./weights.js";
 
 export { wasmFeatures, type WasmFeatures } from "./features.js";
 export type { WeightDType } from "./kernels.js";
@@ -68,6 +68,7 @@ export async function createWasmEngine(source: WeightSource, opts: WasmEngineOpt
   const weights = planWeights(c, source.tiedHead, dtype, arena);
   const acts = planActivations(c, threads, arena);
   const slot = planState(c, arena);
+  const staging = arena.alloc(stagingBytes(c, weights));
   const pages = Math.ceil(arena.top / PAGE);
   if (pages > MAX_PAGES)
     throw new MetalaError(
@@ -77,8 +78,13 @@ export async function createWasmEngine(source: WeightSource, opts: WasmEngineOpt
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
   const buf = memory.buffer;
   const kernels = instantiateKernels(module, memory);
-  await loadWeights(source, weights, buf);
   const pool = await ThreadPool.create(kernels, module, memory, threads);
+  try {
+    await loadWeights(source, weights, buf, pool, staging);
+  } catch (e) {
+    pool.dispose();
+    throw e;
+  }
   const forward = new Forward(kernels, pool, c, weights, acts, slot);
   return new WasmEngineImpl(c, dtype, threads, build, buf, forward, weights, acts, slot, pool);
 }

@@ -7,7 +7,7 @@
 import type { MetalaConfig } from "../model/config.js";
 import type { Kernels, ParallelKernel } from "./kernels.js";
 import type { ThreadPool } from "./pool.js";
-import { inputBytes } from "./quantize.js";
+import { inputBytes } from "./layout.js";
 import type { Arena, Matrix, NormPtrs, WeightPlan } from "./weights.js";
 
 /** glu_act names -> assembly/ops.ts activation codes. */
@@ -95,7 +95,7 @@ export class Forward {
   private matVec(m: Matrix, x: number, y: number, accumulate: boolean): void {
     let input = x;
     if (m.dtype === "q8" || m.dtype === "q4") {
-      this.k.quantizeInput(x, this.a.xq, m.cols);
+      this.pool.run("quantizeInput", m.cols / 32, 1, [x, this.a.xq, m.cols]);
       input = this.a.xq;
     }
     this.pool.run(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0]);
@@ -106,36 +106,38 @@ export class Forward {
     this.pool.run("matMat", m.rows, 4, [m.fmt, m.ptr, X, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch]);
   }
 
-  private gla(l: number, P: number, ld: number, K: number, O: number, T: number): void {
-    const c = this.c;
-    const dk = c.keyDim;
-    this.pool.run("glaStep", c.numHeads, 1, [this.s.S + l * this.s.sBytesPerLayer, P, P + 4 * dk, P + 8 * dk, ld, K, O, c.numHeads, c.headKeyDim, c.headValueDim, T]);
+  /**
+   * One layer for T tokens held in X ([T, d], updated in place), with the
+   * products done by `product` (mat-vec for one token, mat-mat for a chunk).
+   * The element-wise parts are split over the threads too: on two cores they
+   * would otherwise be a tenth of a decode step.
+   */
+  private layer(l: number, T: number, X: number, XN: number, C: number, P: number, K: number, O: number, Hh: number, U: number, product: (m: Matrix, x: number, y: number, ldy: number, accumulate: boolean) => void): void {
+    const { k, c, w, pool } = this;
+    const L = w.layers[l];
+    const d = c.hiddenSize;
+    const ld = 2 * c.keyDim + 2 * d;
+    const glu = c.gluDim;
+    this.norm(L.tokenNorm, X, XN, T);
+    pool.run("shortConvStep", d, 4, [this.s.conv + l * this.s.convBytesPerLayer, XN, L.conv, C, d, T]);
+    product(L.wx, C, P, ld, false);
+    pool.run("tokenMixerHeads", c.numHeads, 1, [this.s.S + l * this.s.sBytesPerLayer, P, ld, K, L.gBias, L.aug, O, c.numHeads, c.headKeyDim, c.headValueDim, T]);
+    product(L.wo, O, X, d, true);
+    this.norm(L.channelNorm, X, XN, T);
+    product(L.w12, XN, Hh, 2 * glu, false);
+    if (L.b12) k.addBias(Hh, 2 * glu, L.b12, 2 * glu, T);
+    pool.run("glu", glu, 4, [Hh, U, glu, this.act, T]);
+    product(L.w3, U, X, d, true);
+    if (L.b3) k.addBias(X, d, L.b3, d, T);
   }
 
   /** Consumes one token; logits (if wanted) land in activations.logits. */
   step(token: number, wantLogits: boolean): void {
     const { k, c, w, a } = this;
     const d = c.hiddenSize;
-    const dk = c.keyDim;
-    const ld = 2 * dk + 2 * d;
     k.embed(w.embed.fmt, w.embed.ptr, d, token, this.embedScale, a.x);
-    for (let l = 0; l < w.layers.length; l++) {
-      const L = w.layers[l];
-      this.norm(L.tokenNorm, a.x, a.xn, 1);
-      k.shortConvStep(this.s.conv + l * this.s.convBytesPerLayer, a.xn, L.conv, a.c, d, 1);
-      this.matVec(L.wx, a.c, a.p, false);
-      k.addBias(a.p + 4 * (2 * dk + d), ld, L.gBias, d, 1);
-      k.decayKey(a.p + 4 * dk, ld, a.k, dk, 1);
-      this.gla(l, a.p, ld, a.k, a.o, 1);
-      k.mixerOutput(a.p, ld, a.k, L.aug, a.o, c.numHeads, c.headKeyDim, c.headValueDim, 1);
-      this.matVec(L.wo, a.o, a.x, true);
-      this.norm(L.channelNorm, a.x, a.xn, 1);
-      this.matVec(L.w12, a.xn, a.h, false);
-      if (L.b12) k.addBias(a.h, 2 * c.gluDim, L.b12, 2 * c.gluDim, 1);
-      k.glu(a.h, a.u, c.gluDim, this.act, 1);
-      this.matVec(L.w3, a.u, a.x, true);
-      if (L.b3) k.addBias(a.x, d, L.b3, d, 1);
-    }
+    const product = (m: Matrix, x: number, y: number, _ldy: number, accumulate: boolean) => this.matVec(m, x, y, accumulate);
+    for (let l = 0; l < w.layers.length; l++) this.layer(l, 1, a.x, a.xn, a.c, a.p, a.k, a.o, a.h, a.u, product);
     if (!wantLogits) return;
     this.norm(w.finalNorm, a.x, a.xn, 1);
     this.matVec(w.head, a.xn, a.logits, false);
@@ -149,27 +151,9 @@ export class Forward {
   chunk(tokens: ArrayLike<number>, from: number, T: number, logits: "all" | "last" | "none"): void {
     const { k, c, w, a } = this;
     const d = c.hiddenSize;
-    const dk = c.keyDim;
-    const ld = 2 * dk + 2 * d;
-    const glu = c.gluDim;
     for (let t = 0; t < T; t++) k.embed(w.embed.fmt, w.embed.ptr, d, tokens[from + t], this.embedScale, a.X + 4 * t * d);
-    for (let l = 0; l < w.layers.length; l++) {
-      const L = w.layers[l];
-      this.norm(L.tokenNorm, a.X, a.XN, T);
-      k.shortConvStep(this.s.conv + l * this.s.convBytesPerLayer, a.XN, L.conv, a.C, d, T);
-      this.matMat(L.wx, a.C, a.P, ld, T, false);
-      k.addBias(a.P + 4 * (2 * dk + d), ld, L.gBias, d, T);
-      k.decayKey(a.P + 4 * dk, ld, a.K, dk, T);
-      this.gla(l, a.P, ld, a.K, a.O, T);
-      k.mixerOutput(a.P, ld, a.K, L.aug, a.O, c.numHeads, c.headKeyDim, c.headValueDim, T);
-      this.matMat(L.wo, a.O, a.X, d, T, true);
-      this.norm(L.channelNorm, a.X, a.XN, T);
-      this.matMat(L.w12, a.XN, a.Hh, 2 * glu, T, false);
-      if (L.b12) k.addBias(a.Hh, 2 * glu, L.b12, 2 * glu, T);
-      k.glu(a.Hh, a.U, glu, this.act, T);
-      this.matMat(L.w3, a.U, a.X, d, T, true);
-      if (L.b3) k.addBias(a.X, d, L.b3, d, T);
-    }
+    const product = (m: Matrix, x: number, y: number, ldy: number, accumulate: boolean) => this.matMat(m, x, y, ldy, T, accumulate);
+    for (let l = 0; l < w.layers.length; l++) this.layer(l, T, a.X, a.XN, a.C, a.P, a.K, a.O, a.Hh, a.U, product);
     if (logits === "all") {
       this.norm(w.finalNorm, a.X, a.XN, T);
       this.matMat(w.head, a.XN, a.LOGITS, c.vocabSize, T, false);

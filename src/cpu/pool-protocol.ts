@@ -38,8 +38,12 @@ export function runShare(kernels: Kernels, ctl: Int32Array, tid: number): void {
   switch (ctl[NARGS]) {
     case 3:
       return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], r0, r1, tid);
+    case 4:
+      return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], r0, r1, tid);
     case 5:
       return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], r0, r1, tid);
+    case 6:
+      return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], a[ARGS + 5], r0, r1, tid);
     case 9:
       return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], a[ARGS + 5], a[ARGS + 6], a[ARGS + 7], a[ARGS + 8], r0, r1, tid);
     case 11:

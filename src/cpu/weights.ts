@@ -10,7 +10,8 @@ import type { MetalaConfig } from "../model/config.js";
 import { EMBED, FINAL_NORM_BIAS, FINAL_NORM_WEIGHT, LM_HEAD, layerTensorName, type LayerTensor } from "../model/names.js";
 import type { WeightSource } from "../model/source.js";
 import { FMT, type WeightDType } from "./kernels.js";
-import { rowBytes, writeRows } from "./quantize.js";
+import { rowBytes } from "./layout.js";
+import type { ThreadPool } from "./pool.js";
 
 /** A stored weight matrix: `rows` rows of `cols` inputs in layout `dtype`. */
 export interface Matrix {
@@ -105,37 +106,65 @@ export function planWeights(c: MetalaConfig, tiedHead: boolean, dtype: WeightDTy
   return { embed, head, layers, finalNorm, start, end: arena.top, bytesPerToken: layerBytes + vectors + head.bytes + rowBytes(dtype, d) };
 }
 
+/** One tensor's rows inside a (possibly fused) matrix, in load order. */
+interface Piece {
+  name: string;
+  m: Matrix;
+  rowOffset: number;
+  rows: number;
+}
+
+function matrixPieces(c: MetalaConfig, plan: WeightPlan): Piece[] {
+  const d = c.hiddenSize;
+  const dk = c.keyDim;
+  const pieces: Piece[] = [{ name: EMBED, m: plan.embed, rowOffset: 0, rows: c.vocabSize }];
+  if (plan.head !== plan.embed) pieces.push({ name: LM_HEAD, m: plan.head, rowOffset: 0, rows: c.vocabSize });
+  plan.layers.forEach((L, i) => {
+    const t = (x: LayerTensor) => layerTensorName(i, x);
+    pieces.push(
+      { name: t("q_proj"), m: L.wx, rowOffset: 0, rows: dk },
+      { name: t("k_gate"), m: L.wx, rowOffset: dk, rows: dk },
+      { name: t("v_proj"), m: L.wx, rowOffset: 2 * dk, rows: d },
+      { name: t("g_proj"), m: L.wx, rowOffset: 2 * dk + d, rows: d },
+      { name: t("out_proj"), m: L.wo, rowOffset: 0, rows: d },
+      { name: t("l1"), m: L.w12, rowOffset: 0, rows: c.gluDim },
+      { name: t("l2"), m: L.w12, rowOffset: c.gluDim, rows: c.gluDim },
+      { name: t("l3"), m: L.w3, rowOffset: 0, rows: d },
+    );
+  });
+  return pieces;
+}
+
+// Where a piece's f32 rows are staged before conversion: the top of the
+// weight region while it is still unwritten above the piece (the big
+// embedding and head come first, so they always fit there in a real model),
+// otherwise the separate staging buffer.
+function topStaging(plan: WeightPlan, p: Piece): number | null {
+  const destEnd = p.m.ptr + (p.rowOffset + p.rows) * rowBytes(p.m.dtype, p.m.cols);
+  const at = Math.floor((plan.end - p.rows * p.m.cols * 4) / 64) * 64;
+  return at >= destEnd ? at : null;
+}
+
+/** Bytes of the staging buffer the load needs beside the weight region (0 for f32 weights, read in place). */
+export function stagingBytes(c: MetalaConfig, plan: WeightPlan): number {
+  let need = 0;
+  for (const p of matrixPieces(c, plan)) if (p.m.dtype !== "f32" && topStaging(plan, p) === null) need = Math.max(need, p.rows * p.m.cols * 4);
+  return need;
+}
+
 /**
- * Reads every tensor of `source` into the planned places of `buf`. Tensors
- * stored as f32 are read in place; the others go through an f32 staging
- * area: the not yet filled top of the weight region when it is large enough
- * (so that staging costs no memory beyond the weights), else a JS array.
+ * Reads every tensor of `source` into the planned places of `buf`. f32
+ * weights are read in place; the others are read as f32 into a staging area
+ * in the same memory and converted by the quantizeRows kernel on all
+ * threads, so that no tensor ever exists twice outside the wasm memory.
  */
-export async function loadWeights(source: WeightSource, plan: WeightPlan, buf: ArrayBufferLike): Promise<void> {
+export async function loadWeights(source: WeightSource, plan: WeightPlan, buf: ArrayBufferLike, pool: ThreadPool, staging: number): Promise<void> {
   const c = source.config;
-  let scratch = new Float32Array(0);
-  const staging = (count: number, destEnd: number): Float32Array => {
-    const at = (plan.end - count * 4) & ~63;
-    if (at >= destEnd) return new Float32Array(buf, at, count);
-    if (scratch.length < count) scratch = new Float32Array(count);
-    return scratch.subarray(0, count);
-  };
   const checkShape = (name: string, shape: number[]) => {
     if (!source.has(name)) throw new MetalaError("weights", `${source.label}: tensor ${name} is missing`);
     const got = source.shape(name);
     if (got.length !== shape.length || got.some((v, i) => v !== shape[i]))
       throw new MetalaError("weights", `${source.label}: tensor ${name} has shape [${got.join(", ")}], expected [${shape.join(", ")}]`);
-  };
-  const rowsInto = async (name: string, m: Matrix, rowOffset: number, rows: number) => {
-    checkShape(name, [rows, m.cols]);
-    const dest = m.ptr + rowOffset * rowBytes(m.dtype, m.cols);
-    if (m.dtype === "f32") {
-      await source.read(name, new Float32Array(buf, dest, rows * m.cols));
-      return;
-    }
-    const destEnd = dest + rows * rowBytes(m.dtype, m.cols);
-    const f = await source.read(name, staging(rows * m.cols, destEnd));
-    writeRows(m.dtype, f, rows, m.cols, buf, dest);
   };
   const vectorInto = async (name: string, ptr: number, shape: number[]) => {
     checkShape(name, shape);
@@ -147,27 +176,28 @@ export async function loadWeights(source: WeightSource, plan: WeightPlan, buf: A
     await vectorInto(bias, n.bias, [c.hiddenSize]);
   };
 
+  for (const p of matrixPieces(c, plan)) {
+    checkShape(p.name, [p.rows, p.m.cols]);
+    const dest = p.m.ptr + p.rowOffset * rowBytes(p.m.dtype, p.m.cols);
+    if (p.m.dtype === "f32") {
+      await source.read(p.name, new Float32Array(buf, dest, p.rows * p.m.cols));
+      continue;
+    }
+    const at = topStaging(plan, p) ?? staging;
+    await source.read(p.name, new Float32Array(buf, at, p.rows * p.m.cols));
+    pool.run("quantizeRows", p.rows, 1, [p.m.fmt, at, dest, p.m.cols]);
+  }
+
   const d = c.hiddenSize;
-  const dk = c.keyDim;
   const glu = c.gluDim;
-  await rowsInto(EMBED, plan.embed, 0, c.vocabSize);
-  if (plan.head !== plan.embed) await rowsInto(LM_HEAD, plan.head, 0, c.vocabSize);
   for (let i = 0; i < plan.layers.length; i++) {
     const L = plan.layers[i];
     const t = (x: LayerTensor) => layerTensorName(i, x);
     await normInto(L.tokenNorm, t("token_norm_weight"), t("token_norm_bias"));
-    await rowsInto(t("q_proj"), L.wx, 0, dk);
-    await rowsInto(t("k_gate"), L.wx, dk, dk);
-    await rowsInto(t("v_proj"), L.wx, 2 * dk, d);
-    await rowsInto(t("g_proj"), L.wx, 2 * dk + d, d);
     await vectorInto(t("g_proj_bias"), L.gBias, [d]);
     await vectorInto(t("conv1d"), L.conv, [d, 1, 4]);
-    await vectorInto(t("aug_balance"), L.aug, [dk]);
-    await rowsInto(t("out_proj"), L.wo, 0, d);
+    await vectorInto(t("aug_balance"), L.aug, [c.keyDim]);
     await normInto(L.channelNorm, t("channel_norm_weight"), t("channel_norm_bias"));
-    await rowsInto(t("l1"), L.w12, 0, glu);
-    await rowsInto(t("l2"), L.w12, glu, glu);
-    await rowsInto(t("l3"), L.w3, 0, d);
     if (L.b12) {
       await vectorInto(t("l1_bias"), L.b12, [glu]);
       await vectorInto(t("l2_bias"), L.b12 + 4 * glu, [glu]);

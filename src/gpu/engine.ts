@@ -5,7 +5,7 @@ import type { WeightSource } from "../model/source.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { GpuForward } from "./forward.js";
 import { GpuLostError } from "./lost.js";
-import { Pipelines } from "./pipelines.js";
+import { pipelinesFor, type Pipelines } from "./pipelines.js";
 import { uploadWeights, type GpuWeights } from "./weights.js";
 
 export interface WebGpuEngineOptions {
@@ -14,6 +14,8 @@ export interface WebGpuEngineOptions {
   chunkTokens?: number;
   /** A device already opened (tests, benchmarks); the engine then does not destroy it. */
   context?: GpuContext;
+  /** Largest storage binding to use, below the device's limit (tests of the split weight upload). */
+  maxBindingBytes?: number;
 }
 
 /** Rows of logits one submission can return when all positions are wanted. */
@@ -169,7 +171,6 @@ class WebGpuSession implements EngineSession {
       }
     }
     device.queue.submit([enc.finish()]);
-    for (let i = 0; i < tokens.length; i++) this.pending.push(tokens[i]);
     const validation = await device.popErrorScope();
     const oom = await device.popErrorScope();
     const err = validation ?? oom;
@@ -185,7 +186,7 @@ class WebGpuSession implements EngineSession {
     const out: Float32Array[] = [];
     for (let r = 0; r < headRows; r++) out.push(new Float32Array(bytes, r * c.vocabSize * 4, c.vocabSize));
     if (readState) {
-      const position = this.host.position + this.pending.length;
+      const position = this.host.position + this.pending.length + T;
       let o = logitBytes;
       this.host = {
         position,
@@ -197,7 +198,7 @@ class WebGpuSession implements EngineSession {
         }),
       };
       this.pending = [];
-    }
+    } else for (let i = 0; i < T; i++) this.pending.push(tokens[i]);
     return out;
   }
 
@@ -288,12 +289,12 @@ export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngin
   const c = source.config;
   checkShape(c);
   const ctx = opts.context ?? (await openDevice());
-  const maxBinding = ctx.info.limits!.maxStorageBufferBindingSize;
+  const maxBinding = Math.min(ctx.info.limits!.maxStorageBufferBindingSize, opts.maxBindingBytes ?? Infinity);
   // the widest per-token activation (GLU hidden, or the projections) must fit one binding
   const widest = Math.max(c.gluDim, 2 * c.keyDim + 2 * c.hiddenSize) * 4;
   const chunkTokens = Math.max(64, Math.min(opts.chunkTokens ?? 4096, Math.floor(maxBinding / widest / 64) * 64));
   try {
-    const pipelines = new Pipelines(ctx.device);
+    const pipelines = pipelinesFor(ctx.device);
     const weights = await uploadWeights(ctx.device, source, maxBinding);
     return new GpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context);
   } catch (e) {

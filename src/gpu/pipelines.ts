@@ -16,6 +16,18 @@ export interface KernelSpec {
 
 export type BufferPart = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
 
+const perDevice = new WeakMap<GPUDevice, Pipelines>();
+
+/** The device's one pipeline cache: engines of different models on one device share the kernels they have in common. */
+export function pipelinesFor(device: GPUDevice): Pipelines {
+  let p = perDevice.get(device);
+  if (!p) {
+    p = new Pipelines(device);
+    perDevice.set(device, p);
+  }
+  return p;
+}
+
 /**
  * Compiles each distinct kernel once per device and shares bind group
  * layouts by binding signature, so a bind group made for one tile variant of
@@ -48,6 +60,7 @@ export class Pipelines {
     let p = this.pipelines.get(key);
     if (!p) {
       p = this.build(spec);
+      p.catch(() => this.pipelines.delete(key));
       this.pipelines.set(key, p);
     }
     return p;

@@ -1,5 +1,6 @@
 import type { Engine, EngineSession } from "../engine.js";
-import type { EngineCosts } from "./costs.js";
+import type { CostCache } from "./cost-cache.js";
+import type { CostTable, EngineCosts } from "./costs.js";
 
 export interface CalibrationOptions {
   /** Stop lengthening the prefill once one run takes longer than this (default 250 ms). */
@@ -75,4 +76,19 @@ export async function measureHandoff(a: Engine, b: Engine): Promise<number> {
     sa.dispose();
     sb.dispose();
   }
+}
+
+/**
+ * Measured costs of these engines on this model, from the cache when this
+ * device (the engines' descriptions), model and dtype were measured before.
+ */
+export async function calibratedCosts(engines: Engine[], fingerprint: string, dtype: string, cache: CostCache | null): Promise<CostTable> {
+  const key = [fingerprint, dtype, ...engines.map((e) => `${e.kind}=${e.description}`).sort()].join("|");
+  const cached = await cache?.get(key);
+  if (cached && engines.every((e) => cached.engines[e.kind])) return cached;
+  const table: CostTable = { engines: {}, handoffMs: 0 };
+  for (const e of engines) table.engines[e.kind] = await measureEngine(e);
+  table.handoffMs = await measureHandoff(engines[0], engines[1]);
+  await cache?.set(key, table);
+  return table;
 }

@@ -8,6 +8,8 @@ export type WeightDtype = "f32" | "q8" | "q4";
 export interface EngineOptions {
   dtype: WeightDtype;
   threads?: number;
+  /** Where an engine's own warnings go (e.g. the CPU engine falling back to one thread). */
+  warn?: (message: string) => void;
 }
 
 const FACTORIES: Record<EngineKind, { module: string; factory: string }> = {

@@ -2,7 +2,7 @@ import type { Engine, EngineKind } from "../engine.js";
 import { MetalaError } from "../errors.js";
 import type { WeightSource } from "../model/source.js";
 import type { Tokenizer } from "../tokenizer/tokenizer.js";
-import { measureEngine, measureHandoff } from "./calibrate.js";
+import { calibratedCosts } from "./calibrate.js";
 import { defaultCostCache, type CostCache } from "./cost-cache.js";
 import type { CostTable } from "./costs.js";
 import { probeDevices } from "./devices.js";
@@ -113,7 +113,7 @@ export async function loadModel(where: ModelLocation, options: LoadOptions = {})
       loaded += bytes;
       options.onProgress?.({ phase: "weights", loadedBytes: loaded, totalBytes });
     });
-    const engineOptions = { dtype, threads: options.threads };
+    const engineOptions = { dtype, threads: options.threads, warn };
     for (const kind of kinds) {
       try {
         engines.push(await createEngineOfKind(kind, progress, engineOptions));
@@ -130,7 +130,7 @@ export async function loadModel(where: ModelLocation, options: LoadOptions = {})
     let costs: CostTable | null = null;
     if (engines.length > 1) {
       options.onProgress?.({ phase: "calibrating", loadedBytes: loaded, totalBytes });
-      costs = await engineCosts(engines, fingerprint, dtype, options.costCache === undefined ? defaultCostCache() : options.costCache);
+      costs = await calibratedCosts(engines, fingerprint, dtype, options.costCache === undefined ? defaultCostCache() : options.costCache);
     }
     const makeCpuEngine = async (): Promise<Engine> => {
       try {
@@ -158,16 +158,4 @@ async function enginesToLoad(policy: SchedulerPolicy): Promise<EngineKind[]> {
     if (dev.webgpu.available && !dev.webgpuIsSoftware) kinds.add("webgpu");
   }
   return [...kinds];
-}
-
-/** Measured costs of these engines on this model, from the cache when this device, model and dtype were measured before. */
-async function engineCosts(engines: Engine[], fingerprint: string, dtype: string, cache: CostCache | null): Promise<CostTable> {
-  const key = [fingerprint, dtype, ...engines.map((e) => `${e.kind}=${e.description}`).sort()].join("|");
-  const cached = await cache?.get(key);
-  if (cached && engines.every((e) => cached.engines[e.kind])) return cached;
-  const table: CostTable = { engines: {}, handoffMs: 0 };
-  for (const e of engines) table.engines[e.kind] = await measureEngine(e);
-  table.handoffMs = await measureHandoff(engines[0], engines[1]);
-  await cache?.set(key, table);
-  return table;
 }

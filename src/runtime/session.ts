@@ -13,6 +13,9 @@ export interface SequenceContext {
   prefillChunk?: number;
 }
 
+/** Tokens a GPU may consume before its state is copied back to the host (bounds the replay after a failure). */
+const JOURNAL_LIMIT = 4096;
+
 function now(): number {
   return typeof performance !== "undefined" ? performance.now() : Date.now();
 }
@@ -235,6 +238,3 @@ export class StateSequence implements TokenSequence {
     if (this.disposed) throw new MetalaError("usage", "this session was disposed");
   }
 }
-
-/** Tokens a GPU may consume before its state is copied back to the host (bounds the replay after a failure). */
-const JOURNAL_LIMIT = 4096;

@@ -85,7 +85,14 @@ class Connection {
       listen(r);
     });
     this.endpoint.hold(true);
-    this.endpoint.post({ ...request, id }, transfer);
+    try {
+      this.endpoint.post({ ...request, id }, transfer);
+    } catch (e) {
+      // Options that cannot cross to the worker (a function, say) are the caller's to fix.
+      this.waiting.delete(id);
+      if (this.waiting.size === 0) this.endpoint.hold(false);
+      throw new MetalaError("usage", `cannot send this request to the model worker: ${e instanceof Error ? e.message : String(e)}`);
+    }
     return id;
   }
 
@@ -190,6 +197,11 @@ export class WorkerSession {
 
   generate(prompt: Prompt, options: SessionGenerateOptions = {}): WorkerGeneration {
     return new WorkerGeneration(this.conn, this.id, prompt, options);
+  }
+
+  /** Consumes `prompt` into the state without generating (a system prompt to snapshot, say). */
+  feed(prompt: Prompt, options: { addSpecialTokens?: boolean } = {}): Promise<void> {
+    return this.conn.call({ op: "session-feed", session: this.id, prompt: typeof prompt === "string" ? prompt : [...prompt], addSpecialTokens: options.addSpecialTokens });
   }
 
   /** The state as compact versioned bytes (see Session.snapshot). */

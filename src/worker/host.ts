@@ -3,10 +3,14 @@
  * and snapshots to the calling thread over an Endpoint (protocol.ts).
  */
 import { isMetalaError, MetalaError } from "../errors.js";
+import { openCheckpointFromBlobs } from "../model/checkpoint.js";
 import { parameterCount } from "../model/config.js";
+import type { WeightSource } from "../model/source.js";
 import { probeDevices } from "../runtime/devices.js";
 import { loadModel, type LoadOptions, type ModelLocation } from "../runtime/load.js";
 import type { Model, Session } from "../runtime/model.js";
+import { isTokenizerFileName, loadTokenizer } from "../tokenizer/load.js";
+import type { Tokenizer } from "../tokenizer/tokenizer.js";
 import { yieldToEvents, type Endpoint } from "./endpoint.js";
 import type { LoadProgressEvent, Reply, Request, WireError, WorkerModelInfo, WorkerModelSource } from "./protocol.js";
 
@@ -32,10 +36,33 @@ function threadsReason(wasm: Record<string, unknown> | null): WorkerModelInfo["t
   return { usable: false, reason: "this host has no shared WebAssembly memory; the CPU engine runs on one thread" };
 }
 
-/** Opens the source: a URL through the browser's model cache, files, or a path. */
-async function locate(source: WorkerModelSource, progress: (p: LoadProgressEvent) => void): Promise<{ where: ModelLocation; cache: WorkerModelInfo["cache"]; label: string }> {
+/**
+ * Opens a model given as files by name (picked by the user, or read back from
+ * the model cache) with its tokenizer, labelled by where the files came from
+ * so that errors name the folder or URL rather than "selected files".
+ */
+async function openFiles(files: Map<string, Blob>, label: string): Promise<{ source: WeightSource; tokenizer: Tokenizer | null }> {
+  const source = await openCheckpointFromBlobs(files, label);
+  try {
+    const texts: Record<string, string> = {};
+    for (const [name, blob] of files) if (isTokenizerFileName(name)) texts[name] = await blob.text();
+    return { source, tokenizer: Object.keys(texts).length > 0 ? loadTokenizer(texts, label) : null };
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+}
+
+/** Opens the source: a URL through the browser's model cache (or read in place), files, or a path. */
+async function locate(
+  source: WorkerModelSource,
+  progress: (p: LoadProgressEvent) => void,
+): Promise<{ where: ModelLocation; tokenizer?: Tokenizer | null; cache: WorkerModelInfo["cache"]; label: string }> {
   if (source.kind === "path") return { where: source.path, cache: "path", label: source.path };
-  if (source.kind === "files") return { where: new Map(source.files), cache: "files", label: source.label };
+  if (source.kind === "files") {
+    const opened = await openFiles(new Map(source.files), source.label);
+    return { where: opened.source, tokenizer: opened.tokenizer, cache: "files", label: source.label };
+  }
   const inBrowser = typeof (globalThis as { caches?: unknown }).caches !== "undefined" || !!(globalThis as { navigator?: { storage?: unknown } }).navigator?.storage;
   const cache = source.cache === "auto" && !inBrowser ? "none" : source.cache;
   if (cache === "none") return { where: source.url, cache, label: source.url };
@@ -45,7 +72,8 @@ async function locate(source: WorkerModelSource, progress: (p: LoadProgressEvent
   const files = await fetchModelFiles(source.url, store, {
     onProgress: (p) => progress({ phase: "download", loadedBytes: p.loadedBytes, totalBytes: p.totalBytes, cachedBytes: p.cachedBytes, file: p.file }),
   });
-  return { where: files, cache: store.kind, label: source.url };
+  const opened = await openFiles(files, source.url);
+  return { where: opened.source, tokenizer: opened.tokenizer, cache: store.kind, label: source.url };
 }
 
 export function serveModel(endpoint: Endpoint): void {
@@ -69,9 +97,10 @@ export function serveModel(endpoint: Endpoint): void {
     if (model) throw new MetalaError("usage", "this worker already holds a model; start another worker for another model");
     const t0 = now();
     const progress = (p: LoadProgressEvent) => reply({ id: req.id, type: "progress", progress: p });
-    const { where, cache, label } = await locate(req.source, progress);
+    const { where, tokenizer, cache, label } = await locate(req.source, progress);
     const options: LoadOptions = {
       ...req.options,
+      ...(tokenizer !== undefined ? { tokenizer } : {}),
       onProgress: (p) => progress({ phase: p.phase, loadedBytes: p.loadedBytes, totalBytes: p.totalBytes }),
       onWarning: (message) => reply({ id: -1, type: "warning", message }),
     };
@@ -134,6 +163,9 @@ export function serveModel(endpoint: Endpoint): void {
         sessions.set(sid, s);
         return { value: sid };
       }
+      case "session-feed":
+        await session(req.session).feed(req.prompt, { addSpecialTokens: req.addSpecialTokens });
+        return {};
       case "session-snapshot": {
         // A copy, so that transferring it cannot detach memory the session still uses.
         const bytes = (await session(req.session).snapshot()).slice();

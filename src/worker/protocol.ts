@@ -38,6 +38,7 @@ export type Request =
   | { op: "generate"; id: number; session: number | null; prompt: Prompt; options: WireGenerateOptions }
   | { op: "abort"; id: number; target: number }
   | { op: "session-create"; id: number; snapshot?: Uint8Array }
+  | { op: "session-feed"; id: number; session: number; prompt: Prompt; addSpecialTokens?: boolean }
   | { op: "session-snapshot"; id: number; session: number }
   | { op: "session-restore"; id: number; session: number; snapshot: Uint8Array }
   | { op: "session-reset"; id: number; session: number }

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 JOBS=${JOBS:-lm mqar}
 SECONDS_LM=${SECONDS_LM:-270}
 SECONDS_MQAR=${SECONDS_MQAR:-240}
-MQAR_LRS=${MQAR_LRS:-3e-3}
+MQAR_LRS=${MQAR_LRS:-1e-2}
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, tokenizers; print('torch', torch.__version__, 'tokenizers', tokenizers.__version__)"
 case " $JOBS " in *" lm "*)

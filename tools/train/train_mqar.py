@@ -123,7 +123,7 @@ def main():
     ap.add_argument("--mixture", default="64:4,128:8,256:16,256:32,512:64,512:64",
                     help="training (sequence length:pairs) settings, one drawn per batch")
     ap.add_argument("--batch-tokens", type=int, default=65536, help="tokens per batch; batch = this / length")
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--max-steps", type=int, default=1000000)
     ap.add_argument("--seconds", type=float, default=270)

@@ -1,0 +1,84 @@
+// Conversion of f32 weight rows into the storage layouts of formats.ts, run
+// once at load, in parallel over rows: the f32 tensor is staged in linear
+// memory and written, converted, to its place among the weights.
+
+import { rowBytes, FMT_F16, FMT_Q8 } from "./formats";
+
+// f32 -> f16 bits, round to nearest even; overflow to infinity, tiny values through subnormals to zero.
+function f16Bits(x: f32): u16 {
+  const bits = reinterpret<u32>(x);
+  const sign = (bits >> 16) & 0x8000;
+  const exp = <i32>((bits >> 23) & 0xff);
+  let mant = bits & 0x7fffff;
+  if (exp == 0xff) return <u16>(sign | 0x7c00 | (mant ? 0x200 : 0));
+  const e = exp - 127 + 15;
+  if (e >= 31) return <u16>(sign | 0x7c00);
+  if (e <= 0) {
+    if (e < -10) return <u16>sign;
+    mant |= 0x800000;
+    const shift = <u32>(14 - e);
+    let half = mant >> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const mid: u32 = 1 << (shift - 1);
+    if (rest > mid || (rest == mid && (half & 1))) half++;
+    return <u16>(sign | half);
+  }
+  let h = (<u32>e << 10) | (mant >> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++; // a carry into the exponent is still the right rounding
+  return <u16>(sign | h);
+}
+
+// Slot of weight j of a group of 8 in layout F16: w0 w4 w1 w5 w2 w6 w3 w7.
+// @ts-ignore: decorator
+@inline function f16Slot(j: i32): i32 {
+  return j < 4 ? 2 * j : 2 * (j - 4) + 1;
+}
+
+/**
+ * Writes rows [r0, r1) of the f32 matrix at src ([rows, cols]) in layout
+ * `fmt` to dst (dst is where row 0 goes). cols: a multiple of 8 for F16, of
+ * 32 for Q8 and Q4.
+ */
+export function quantizeRows(fmt: i32, src: usize, dst: usize, cols: i32, r0: i32, r1: i32, tid: i32): void {
+  const rb = rowBytes(fmt, cols);
+  const nb = cols >> 5;
+  for (let r = r0; r < r1; r++) {
+    const s = src + <usize>r * (<usize>cols << 2);
+    const o = dst + <usize>r * rb;
+    if (fmt == FMT_F16) {
+      for (let c = 0; c < cols; c++) store<u16>(o + (<usize>((c & ~7) + f16Slot(c & 7)) << 1), f16Bits(load<f32>(s + (<usize>c << 2))));
+      continue;
+    }
+    const scales = o + (fmt == FMT_Q8 ? <usize>cols : <usize>cols >> 1);
+    for (let b = 0; b < nb; b++) {
+      const sb = s + (<usize>b << 7);
+      if (fmt == FMT_Q8) {
+        let m: f32 = 0;
+        for (let i = 0; i < 32; i++) m = max(m, abs(load<f32>(sb + (<usize>i << 2))));
+        const scale: f32 = m / 127;
+        const inv: f32 = scale > 0 ? <f32>1 / scale : 0;
+        for (let i = 0; i < 32; i++) {
+          const q = <i32>nearest(load<f32>(sb + (<usize>i << 2)) * inv);
+          store<i8>(o + (<usize>b << 5) + <usize>i, <i8>min(127, max(-127, q)));
+        }
+        store<f32>(scales + (<usize>b << 2), scale);
+      } else {
+        // the value of largest magnitude maps to -8, so all 16 levels are used
+        let m: f32 = 0;
+        for (let i = 0; i < 32; i++) {
+          const v = load<f32>(sb + (<usize>i << 2));
+          if (abs(v) > abs(m)) m = v;
+        }
+        const scale: f32 = m / -8;
+        const inv: f32 = scale != 0 ? <f32>1 / scale : 0;
+        for (let j = 0; j < 16; j++) {
+          const lo = min(7, max(-8, <i32>nearest(load<f32>(sb + (<usize>j << 2)) * inv))) + 8;
+          const hi = min(7, max(-8, <i32>nearest(load<f32>(sb + (<usize>(j + 16) << 2)) * inv))) + 8;
+          store<u8>(o + (<usize>b << 4) + <usize>j, <u8>(lo | (hi << 4)));
+        }
+        store<f32>(scales + (<usize>b << 2), scale);
+      }
+    }
+  }
+}

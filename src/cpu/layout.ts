@@ -1,0 +1,24 @@
+/**
+ * Sizes of the storage layouts of assembly/formats.ts (the kernels write and
+ * read them; assembly/quantize.ts converts f32 rows into them at load).
+ */
+import type { WeightDType } from "./kernels.js";
+
+/** Bytes of one stored row of `cols` weights. */
+export function rowBytes(dtype: WeightDType, cols: number): number {
+  switch (dtype) {
+    case "f32":
+      return cols * 4;
+    case "f16":
+      return cols * 2;
+    case "q8":
+      return cols + cols / 8;
+    case "q4":
+      return cols / 2 + cols / 8;
+  }
+}
+
+/** Bytes of the quantized-input buffer for `cols` inputs. */
+export function inputBytes(cols: number): number {
+  return cols * 2 + cols / 4;
+}

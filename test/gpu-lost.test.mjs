@@ -1,0 +1,60 @@
+// Device loss and oversized tensors: a lost device leaves the caller the
+// state after the last completed chunk and the tokens to replay; an
+// embedding larger than one storage binding is split and still exact.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { gpuOrSkip } from "./gpu-support.mjs";
+import { loadFixture, logitsError, openFixtureModel, stateError } from "./helpers/fixtures.mjs";
+
+const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
+const { openDevice } = await import("../dist/gpu/device.js");
+const { GpuLostError } = await import("../dist/gpu/lost.js");
+
+test("device lost: GpuLostError (kind device) with the last read-back state and the tokens to replay", async () => {
+  if (!(await gpuOrSkip())) return;
+  const fx = loadFixture("tiny-f32");
+  const source = await openFixtureModel(fx);
+  const ctx = await openDevice(); // its own device: this test destroys it
+  const engine = await createWebGpuEngine(source, { context: ctx });
+  const s = engine.createSession();
+  const c = fx.cases.find((x) => x.tokens.length === 65);
+  await s.prefill(c.tokens.slice(0, 60), "none");
+  const saved = await s.exportState();
+  assert.is(saved.position, 60);
+  await s.step(c.tokens[60]);
+  await s.step(c.tokens[61]);
+  ctx.device.destroy();
+  let err;
+  try {
+    await s.step(c.tokens[62]);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof GpuLostError, `expected GpuLostError, got ${err}`);
+  assert.is(err.kind, "device");
+  assert.is(err.state.position, 60);
+  assert.equal(err.replay, c.tokens.slice(60, 62));
+  assert.ok(stateError(err.state, { position: 60, layers: saved.layers }) === 0, "the carried state is the one read back after the prefill");
+  // the engine stays marked: new sessions fail fast with a one-line device error
+  assert.throws(() => engine.createSession(), (e) => e.kind === "device");
+  await source.close();
+});
+
+test("embedding split over several storage bindings: logits unchanged", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  const fx = loadFixture("bf16-untied");
+  const source = await openFixtureModel(fx);
+  const d = source.config.hiddenSize;
+  // 7 rows of the table per binding: the embedding and head come in many parts
+  const engine = await createWebGpuEngine(source, { context: ctx, maxBindingBytes: 7 * d * 4 });
+  const c = fx.cases.find((x) => x.tokens.length === 63);
+  const s = engine.createSession();
+  const logits = await s.prefill(c.tokens, "all");
+  const e = logitsError(logits, c.logits);
+  assert.ok(e <= 1e-4, `logits rel error ${e}`);
+  await engine.dispose();
+  await source.close();
+});
+
+test.run();
