@@ -2,7 +2,8 @@
 //   C[m, n] (op)= sum_k A[m, k] * W[n, k] + bias[n]
 // A is row-major activations [M, K] (row stride p.lda), W a torch Linear
 // weight [N, K] (row-major, K contiguous), both read as vec4 along K, so K
-// and the strides/offsets must be multiples of 4.
+// and the strides/offsets must be multiples of 4. W's binding and its
+// reader load_w come from weights-f32.wgsl or weights-f16.wgsl.
 //
 // The host prepends the tile shape and the epilogue:
 //   const BM, BN, BK, TM, TN: u32   workgroup tile BM x BN, K step BK,
@@ -33,7 +34,6 @@ struct Rows { M: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> rows: Rows;
 @group(0) @binding(2) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> W: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> C: array<f32>;
 
@@ -77,7 +77,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     let r = n0 + e / KQ;
     let k = (e % KQ) * 4u;
     let ok = r < N && k < K;
-    rb[i] = select(vec4<f32>(0.0), W[(p.w_off + min(r, N - 1u) * K + min(k, K - 4u)) / 4u], ok);
+    rb[i] = select(vec4<f32>(0.0), load_w((p.w_off + min(r, N - 1u) * K + min(k, K - 4u)) / 4u), ok);
   }
 
   for (var k0 = 0u; k0 < K; k0 += BK) {
@@ -117,7 +117,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
         let r = n0 + e / KQ;
         let k = kn + (e % KQ) * 4u;
         let ok = r < N && k < K;
-        rb[i] = select(vec4<f32>(0.0), W[(p.w_off + min(r, N - 1u) * K + min(k, K - 4u)) / 4u], ok);
+        rb[i] = select(vec4<f32>(0.0), load_w((p.w_off + min(r, N - 1u) * K + min(k, K - 4u)) / 4u), ok);
       }
     }
 

@@ -1,5 +1,5 @@
 // The one-token form of gemm.wgsl (decode steps): C[n] (op)= A[0, :] . W[n, :] + bias[n].
-// Same bindings, parameters and epilogues as gemm.wgsl. A matrix-vector
+// Same bindings, parameters and epilogues as gemm.wgsl (W from weights-*.wgsl). A matrix-vector
 // product is bound by reading W once, so the layout favours streaming:
 // 32 threads per output row read it as consecutive vec4s, and the partial
 // sums meet in workgroup memory. RB rows per workgroup (a multiple of 4, so
@@ -21,7 +21,6 @@ struct Rows { M: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<uniform> rows: Rows;
 @group(0) @binding(2) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> W: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> C: array<f32>;
 
@@ -39,7 +38,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   if (n < p.N) {
     let w0 = (p.w_off + n * p.K) / 4u;
     let a0 = p.a_off / 4u;
-    for (var k = lane; k < K4; k += LANES) { acc = fma(A[a0 + k], W[w0 + k], acc); }
+    for (var k = lane; k < K4; k += LANES) { acc = fma(A[a0 + k], load_w(w0 + k), acc); }
   }
   part[tid] = acc.x + acc.y + acc.z + acc.w;
   workgroupBarrier();

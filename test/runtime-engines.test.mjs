@@ -27,7 +27,7 @@ const gpu = await gpuOrSkip();
 if (gpu) {
   const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
   const { isSoftwareAdapter } = await import("../dist/runtime/devices.js");
-  engines.webgpu = await createWebGpuEngine(fx.source);
+  engines.webgpu = await createWebGpuEngine(fx.source, { context: gpu }); // our device: the last test destroys it
   softwareGpu = isSoftwareAdapter(gpu.info);
 }
 
@@ -93,6 +93,21 @@ test("GPU->CPU hand-off after prefills of 1..200 tokens gives the PyTorch logits
   if (!engines.webgpu) return console.log("  SKIP: no WebGPU adapter");
   const { worst, worstAt } = await handoffSweep(engines.webgpu, engines.wasm, softwareGpu ? EDGES : ALL);
   assert.ok(worst < 1e-4, `worst ${worst} at ${worstAt}`);
+});
+
+test("a real GPU device destroyed mid-decode: the CPU continues, same tokens, one warning", async () => {
+  if (!engines.webgpu) return console.log("  SKIP: no WebGPU adapter");
+  const model = modelWith(fx, [engines.webgpu, engines.wasm], { policy: { prefill: "webgpu", decode: "webgpu" } });
+  const g = model.createSession().generate(prompt, GEN);
+  const got = [];
+  for await (const p of g) {
+    got.push(p.token);
+    if (got.length === 3) gpu.device.destroy();
+  }
+  assert.equal(got, want);
+  assert.equal(g.result.stats.decodeEngines, ["webgpu", "wasm"]);
+  assert.is(model.warnings.length, 1);
+  assert.match(model.warnings[0], /webgpu engine failed/);
 });
 
 test.run();

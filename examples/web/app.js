@@ -120,7 +120,7 @@ async function generate() {
     const decodeRate = s.generatedTokens > 1 ? ((s.generatedTokens - 1) * 1000) / s.decodeMs : 0;
     $("stats").textContent =
       `prefill: ${s.promptTokens} tokens on ${s.prefillEngine} in ${s.prefillMs.toFixed(1)} ms (${((s.promptTokens * 1000) / s.prefillMs).toFixed(1)} tokens/s) · ` +
-      `decode: ${s.generatedTokens} tokens on ${s.decodeEngines.join(" → ") || s.prefillEngine}, ${decodeRate.toFixed(1)} tokens/s · ` +
+      `decode: ${Math.max(0, s.generatedTokens - 1)} steps on ${s.decodeEngines.join(" → ") || s.prefillEngine}, ${decodeRate.toFixed(1)} tokens/s · ` +
       `first token ${s.timeToFirstTokenMs.toFixed(0)} ms · finished by ${generation.result.finishReason}`;
     document.body.dataset.prefillEngine = s.prefillEngine;
     document.body.dataset.decodeEngines = s.decodeEngines.join(",");

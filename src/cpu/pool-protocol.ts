@@ -17,8 +17,8 @@ export const ARGS = 8;
 export const MAX_ARGS = 12;
 export const CONTROL_INTS = ARGS + MAX_ARGS;
 
-/** Spins before a worker sleeps in Atomics.wait: long enough to cover the gaps between the products of one token. */
-export const SPINS = 200_000;
+/** Spins (a few to tens of microseconds) before a thread sleeps in Atomics.wait: enough to bridge the gaps between the products of one token, short enough not to steal a busy core from the thread doing the work. */
+export const SPINS = 2_000;
 
 /** Rows [r0, r1) of thread `tid`: equal shares, each a multiple of `align`. */
 export function rowRange(rows: number, align: number, threads: number, tid: number): [number, number] {

@@ -4,6 +4,7 @@ import type { MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { GpuForward } from "./forward.js";
+import { GEMM_TILES } from "./gemm.js";
 import { GpuLostError } from "./lost.js";
 import { pipelinesFor, type Pipelines } from "./pipelines.js";
 import { uploadWeights, type GpuWeights } from "./weights.js";
@@ -115,7 +116,9 @@ class WebGpuSession implements EngineSession {
 
   constructor(private readonly engine: GpuEngine) {
     const maxTokens = engine.chunkTokens;
-    this.fwd = GpuForward.create(engine.pipelines, engine.weights, engine.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens));
+    // a software adapter gains nothing from tile shapes: one saves compiling the others
+    const tiles = engine.ctx.info.isFallbackAdapter ? { t64x64: GEMM_TILES.t64x64 } : GEMM_TILES;
+    this.fwd = GpuForward.create(engine.pipelines, engine.weights, engine.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), tiles);
     this.fwd.catch(() => undefined); // reported by the first call that awaits it
     this.host = emptyState(engine.config);
   }

@@ -38,9 +38,12 @@ export const GEMM_BINDINGS: BindingKind[] = ["uniform", "uniform", "read", "read
 export type GemmEpilogue = "store" | "add" | "glu";
 const EPILOGUE_CODE: Record<GemmEpilogue, number> = { store: 0, add: 1, glu: 2 };
 
-export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivation = "silu") {
+/** How the weight matrices are stored on the device: f32, or f16 two to a u32 (read with unpack2x16float). */
+export type WeightType = "f32" | "f16";
+
+export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32") {
   return {
-    files: ["math.wgsl", "activations.wgsl", "gemm.wgsl"],
+    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemm.wgsl"],
     defs: { ...tile, EPILOGUE: EPILOGUE_CODE[epilogue] },
     extra: gluActSource(act),
     bindings: GEMM_BINDINGS,
@@ -50,9 +53,9 @@ export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivat
 /** Rows per workgroup of shaders/gemv.wgsl (the M = 1 form). */
 export const GEMV_ROWS = 8;
 
-export function gemvSpec(epilogue: GemmEpilogue, act: GluActivation = "silu") {
+export function gemvSpec(epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32") {
   return {
-    files: ["math.wgsl", "activations.wgsl", "gemv.wgsl"],
+    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemv.wgsl"],
     defs: { RB: GEMV_ROWS, EPILOGUE: EPILOGUE_CODE[epilogue] },
     extra: gluActSource(act),
     bindings: GEMM_BINDINGS,
@@ -104,9 +107,10 @@ export class GemmOp {
     act: GluActivation,
     parts: { rows: BufferPart; A: BufferPart; W: BufferPart; bias: BufferPart; C: BufferPart },
     tiles: Record<string, GemmTile> = GEMM_TILES,
+    wtype: WeightType = "f32",
   ): Promise<GemmOp> {
-    const pipes = await Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act))] as [GemmTile, GPUComputePipeline]));
-    return new GemmOp(shape, epilogue, tiles, pipes, await p.pipeline(gemvSpec(epilogue, act)), p, parts);
+    const pipes = await Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act, wtype))] as [GemmTile, GPUComputePipeline]));
+    return new GemmOp(shape, epilogue, tiles, pipes, await p.pipeline(gemvSpec(epilogue, act, wtype)), p, parts);
   }
 
   /**

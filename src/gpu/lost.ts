@@ -6,8 +6,10 @@ import { MetalaError } from "../errors.js";
  * its results untrustworthy). Carries the state after the last chunk that
  * completed and was read back (every prefill chunk is), and `replay`: the
  * tokens of the calls that completed since then (decode steps), not those of
- * the call that failed. To continue on another engine: importState(state),
- * feed `replay`, then retry the failed call.
+ * the call that failed. `state.position` counts every token in the state,
+ * including the chunks of a failing prefill that completed before the
+ * failure. To continue on another engine: importState(state), feed
+ * `replay`, then the failed call's tokens from the ones not yet in the state.
  */
 export class GpuLostError extends MetalaError {
   constructor(

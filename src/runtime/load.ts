@@ -101,6 +101,7 @@ export async function loadModel(where: ModelLocation, options: LoadOptions = {})
     prefill: options.prefillDevice ?? options.device ?? "auto",
     decode: options.decodeDevice ?? options.device ?? "auto",
   };
+  const ownsSource = !isWeightSource(where);
   const { source, tokenizer: found } = await openLocation(where, options.tokenizer === undefined);
   const tokenizer = options.tokenizer === undefined ? found : options.tokenizer;
   const engines: Engine[] = [];
@@ -139,10 +140,12 @@ export async function loadModel(where: ModelLocation, options: LoadOptions = {})
         return createEngineOfKind("reference", source, { dtype: "f32" });
       }
     };
-    return new Model({ config: source.config, engines, tokenizer, fingerprint, policy, costs, makeCpuEngine, onWarning: warn, close: () => source.close() });
+    // A WeightSource the caller passed stays the caller's to close.
+    const close = ownsSource ? () => source.close() : undefined;
+    return new Model({ config: source.config, engines, tokenizer, fingerprint, policy, costs, makeCpuEngine, onWarning: warn, close });
   } catch (e) {
     for (const en of engines) await en.dispose().catch(() => undefined);
-    await source.close();
+    if (ownsSource) await source.close();
     throw e;
   }
 }
