@@ -8,14 +8,15 @@
 //        w0 w4 w1 w5 w2 w6 w3 w7, so that one 128-bit load splits into
 //        w0..3 and w4..7 with a mask and a shift (see decodeF16 in matvec.ts).
 //   Q8:  per row cols int8 values, then cols/32 f32 scales (w = q * scale).
-//   Q4:  per row cols/2 bytes, 16 per block of 32: byte j of a block holds
-//        w[j] + 8 in its low nibble and w[j+16] + 8 in its high nibble; then
-//        cols/32 f32 scales (w = (nibble - 8) * scale).
+//   Q4:  per row cols/2 bytes, 16 per block of 32, then cols/32 f32 scales
+//        (w = q * scale, q in [-8, 7] as 4-bit two's complement). Byte 2j of
+//        a block holds q[j] (low nibble) and q[8+j]; byte 2j+1 holds q[16+j]
+//        and q[24+j]: read as eight 16-bit lanes, lane j is q[j], q[8+j],
+//        q[16+j], q[24+j] from the low bits up (see dotQ4Block in matvec.ts).
 //
 // Quantized products also quantize the input vector x per block of 32
-// (quantizeInput): scale = max|x| / 127, values as i16 in the SIMD128 build,
-// as i8 in the relaxed build (its int8 dot product takes i8), then the block
-// scales, then the block sums of the quantized values (used by relaxed Q4).
+// (quantizeInput): cols i16 values (scale = max|x| / 127), then the block
+// scales.
 
 export const FMT_F32: i32 = 0;
 export const FMT_F16: i32 = 1;
@@ -29,9 +30,4 @@ export function rowBytes(fmt: i32, cols: i32): usize {
   if (fmt == FMT_F16) return c << 1;
   if (fmt == FMT_Q8) return c + (c >> 3);
   return (c >> 1) + (c >> 3);
-}
-
-/** Bytes of the quantized-input buffer for `cols` inputs. */
-export function inputBytes(cols: i32): usize {
-  return (<usize>cols << 1) + (<usize>cols >> 2);
 }

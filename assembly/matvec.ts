@@ -9,7 +9,7 @@
 // `accumulate` != 0 adds the product to y (residual connections) instead of
 // overwriting y.
 
-import { madd, hsum, hsumI32 } from "./simd";
+import { madd, hsum } from "./simd";
 import { rowBytes } from "./formats";
 import { FMT_F16, FMT_Q8, FMT_Q4 } from "./formats";
 
@@ -124,9 +124,7 @@ export function matVecF16(w: usize, x: usize, y: usize, cols: i32, accumulate: i
  * formats.ts) for the Q8 and Q4 products, blocks [r0, r1).
  */
 export function quantizeInput(x: usize, q: usize, cols: i32, r0: i32, r1: i32, tid: i32): void {
-  const nb = cols >> 5;
   const scales = q + (<usize>cols << 1);
-  const sums = scales + (<usize>nb << 2);
   for (let b = r0; b < r1; b++) {
     const xb = x + (<usize>b << 7);
     let m = f32x4.splat(0);
@@ -142,26 +140,18 @@ export function quantizeInput(x: usize, q: usize, cols: i32, r0: i32, r1: i32, t
     const q5 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 80), inv)));
     const q6 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 96), inv)));
     const q7 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 112), inv)));
-    const s = i32x4.add(i32x4.add(i32x4.add(q0, q1), i32x4.add(q2, q3)), i32x4.add(i32x4.add(q4, q5), i32x4.add(q6, q7)));
     const h0 = i16x8.narrow_i32x4_s(q0, q1), h1 = i16x8.narrow_i32x4_s(q2, q3);
     const h2 = i16x8.narrow_i32x4_s(q4, q5), h3 = i16x8.narrow_i32x4_s(q6, q7);
-    if (ASC_FEATURE_RELAXED_SIMD) {
-      const qb = q + (<usize>b << 5);
-      v128.store(qb, i8x16.narrow_i16x8_s(h0, h1));
-      v128.store(qb, i8x16.narrow_i16x8_s(h2, h3), 16);
-    } else {
-      const qb = q + (<usize>b << 6);
-      v128.store(qb, h0);
-      v128.store(qb, h1, 16);
-      v128.store(qb, h2, 32);
-      v128.store(qb, h3, 48);
-    }
+    const qb = q + (<usize>b << 6);
+    v128.store(qb, h0);
+    v128.store(qb, h1, 16);
+    v128.store(qb, h2, 32);
+    v128.store(qb, h3, 48);
     store<f32>(scales + (<usize>b << 2), scale);
-    store<f32>(sums + (<usize>b << 2), <f32>hsumI32(s));
   }
 }
 
-// Dot product of one Q8 block (32 int8 at wb) with the quantized input block.
+// Dot product of one Q8 block (32 int8 at wb) with the quantized input block (i16 x0..x3).
 // @ts-ignore: decorator
 @inline function dotQ8Block(wb: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
   const w0 = v128.load(wb);
@@ -171,149 +161,111 @@ export function quantizeInput(x: usize, q: usize, cols: i32, r0: i32, r1: i32, t
   return i32x4.add(d0, d1);
 }
 
-/** Layout Q8, input from quantizeInput; cols a multiple of 32. */
-export function matVecQ8(w: usize, xq: usize, y: usize, cols: i32, accumulate: i32, r0: i32, r1: i32, tid: i32): void {
-  const rb = rowBytes(FMT_Q8, cols);
-  const nb = cols >> 5;
-  const xs = xq + (<usize>cols << 1);
-  let r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const w0 = w + <usize>r * rb;
-    const w1 = w0 + rb;
-    const w2 = w1 + rb;
-    const w3 = w2 + rb;
-    const s0 = w0 + <usize>cols, s1 = w1 + <usize>cols, s2 = w2 + <usize>cols, s3 = w3 + <usize>cols;
-    let a0 = f32x4.splat(0);
-    let a1 = f32x4.splat(0);
-    let a2 = f32x4.splat(0);
-    let a3 = f32x4.splat(0);
-    for (let b = 0; b < nb; b++) {
-      let x0: v128, x1: v128, x2: v128, x3: v128;
-      if (ASC_FEATURE_RELAXED_SIMD) {
-        const xa = v128.load(xq + (<usize>b << 5));
-        const xb = v128.load(xq + (<usize>b << 5), 16);
-        x0 = i16x8.extend_low_i8x16_s(xa);
-        x1 = i16x8.extend_high_i8x16_s(xa);
-        x2 = i16x8.extend_low_i8x16_s(xb);
-        x3 = i16x8.extend_high_i8x16_s(xb);
-      } else {
-        const xo = xq + (<usize>b << 6);
-        x0 = v128.load(xo);
-        x1 = v128.load(xo, 16);
-        x2 = v128.load(xo, 32);
-        x3 = v128.load(xo, 48);
-      }
-      const bo = <usize>b << 5;
-      const so = <usize>b << 2;
-      const sx = load<f32>(xs + so);
-      a0 = madd(f32x4.convert_i32x4_s(dotQ8Block(w0 + bo, x0, x1, x2, x3)), f32x4.splat(load<f32>(s0 + so) * sx), a0);
-      a1 = madd(f32x4.convert_i32x4_s(dotQ8Block(w1 + bo, x0, x1, x2, x3)), f32x4.splat(load<f32>(s1 + so) * sx), a1);
-      a2 = madd(f32x4.convert_i32x4_s(dotQ8Block(w2 + bo, x0, x1, x2, x3)), f32x4.splat(load<f32>(s2 + so) * sx), a2);
-      a3 = madd(f32x4.convert_i32x4_s(dotQ8Block(w3 + bo, x0, x1, x2, x3)), f32x4.splat(load<f32>(s3 + so) * sx), a3);
-    }
-    putRow(y, r, hsum(a0), accumulate);
-    putRow(y, r + 1, hsum(a1), accumulate);
-    putRow(y, r + 2, hsum(a2), accumulate);
-    putRow(y, r + 3, hsum(a3), accumulate);
-  }
-  for (; r < r1; r++) {
-    const wr = w + <usize>r * rb;
-    const sr = wr + <usize>cols;
-    let s: f32 = 0;
-    for (let b = 0; b < nb; b++) {
-      let acc: i32 = 0;
-      for (let i = 0; i < 32; i++) {
-        const xv: i32 = ASC_FEATURE_RELAXED_SIMD ? <i32>load<i8>(xq + (<usize>b << 5) + <usize>i) : <i32>load<i16>(xq + (<usize>b << 6) + (<usize>i << 1));
-        acc += <i32>load<i8>(wr + (<usize>b << 5) + <usize>i) * xv;
-      }
-      s += <f32>acc * load<f32>(sr + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2));
-    }
-    putRow(y, r, s, accumulate);
-  }
-}
-
-// Integer dot product of one Q4 block (16 bytes at wb) with the quantized
-// input block. The relaxed build multiplies the unsigned nibbles (0..15, so
-// the implementation-defined sign of the i7 operand never matters) and leaves
-// the -8 offset to the caller; the SIMD128 build subtracts it first. The
-// i16x8 form is used because Node 20's (experimental) i32x4 dot-add returned
-// wrong sums in our tests.
+// Dot product of one Q4 block (16 bytes at wb, layout Q4 of formats.ts) with
+// the quantized input block: each 16-bit lane holds four signed nibbles,
+// w[j], w[8+j], w[16+j], w[24+j] from the low bits up, so two shifts per
+// group sign-extend eight weights straight into i16 lanes in input order.
 // @ts-ignore: decorator
-@inline function dotQ4Block(wb: usize, xb: usize): v128 {
-  const nib = v128.load(wb);
-  const lo = v128.and(nib, i8x16.splat(0x0f));
-  const hi = i8x16.shr_u(nib, 4);
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    const p = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xb), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(xb, 16), hi));
-    return i32x4.extadd_pairwise_i16x8_s(p);
-  }
-  const l = i8x16.sub(lo, i8x16.splat(8));
-  const h = i8x16.sub(hi, i8x16.splat(8));
-  const d0 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(l), v128.load(xb)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(l), v128.load(xb, 16)));
-  const d1 = i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(h), v128.load(xb, 32)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(h), v128.load(xb, 48)));
-  return i32x4.add(d0, d1);
+@inline function dotQ4Block(wb: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const v = v128.load(wb);
+  const a = i16x8.shr_s(i16x8.shl(v, 12), 12);
+  const b = i16x8.shr_s(i16x8.shl(v, 8), 12);
+  const c = i16x8.shr_s(i16x8.shl(v, 4), 12);
+  const d = i16x8.shr_s(v, 12);
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(a, x0), i32x4.dot_i16x8_s(b, x1)), i32x4.add(i32x4.dot_i16x8_s(c, x2), i32x4.dot_i16x8_s(d, x3)));
 }
 
-/** Layout Q4, input from quantizeInput; cols a multiple of 32. */
-export function matVecQ4(w: usize, xq: usize, y: usize, cols: i32, accumulate: i32, r0: i32, r1: i32, tid: i32): void {
-  const rb = rowBytes(FMT_Q4, cols);
+/** Weight i (0..31) of the Q4 block at wb. */
+// @ts-ignore: decorator
+@inline export function q4At(wb: usize, i: i32): i32 {
+  const byte = <i32>load<u8>(wb + <usize>(((i & 7) << 1) + ((i >> 4) & 1)));
+  const nib = (i >> 3) & 1 ? byte >> 4 : byte & 15;
+  return (nib << 28) >> 28;
+}
+
+// [sum of lanes of d0, of d1, of d2, of d3]: four rows' block sums in one vector.
+// @ts-ignore: decorator
+@inline function rowSums4(d0: v128, d1: v128, d2: v128, d3: v128): v128 {
+  const t0 = i32x4.add(i32x4.shuffle(d0, d1, 0, 4, 1, 5), i32x4.shuffle(d0, d1, 2, 6, 3, 7));
+  const t1 = i32x4.add(i32x4.shuffle(d2, d3, 0, 4, 1, 5), i32x4.shuffle(d2, d3, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(t0, t1, 0, 1, 4, 5), i32x4.shuffle(t0, t1, 2, 3, 6, 7));
+}
+
+// The four rows' scales of block b (scale arrays at s0..s3), as one vector.
+// @ts-ignore: decorator
+@inline function scales4(s0: usize, s1: usize, s2: usize, s3: usize, so: usize): v128 {
+  let v = v128.load32_zero(s0 + so);
+  v = v128.load32_lane(s1 + so, v, 1);
+  v = v128.load32_lane(s2 + so, v, 2);
+  return v128.load32_lane(s3 + so, v, 3);
+}
+
+// y[r..r+3] (+)= the four lanes of v.
+// @ts-ignore: decorator
+@inline function putRows4(y: usize, r: i32, v: v128, accumulate: i32): void {
+  const p = y + (<usize>r << 2);
+  v128.store(p, accumulate ? f32x4.add(v128.load(p), v) : v);
+}
+
+/**
+ * Layouts Q8 (q8 = 1) and Q4 (q8 = 0), input from quantizeInput; cols a
+ * multiple of 32. Four rows at a time: their integer block sums are reduced
+ * into one vector and scaled with one vector multiply, so the per-block
+ * float work is shared by the four rows.
+ */
+// @ts-ignore: decorator
+@inline function matVecQuant(q8: bool, w: usize, xq: usize, y: usize, cols: i32, accumulate: i32, r0: i32, r1: i32): void {
+  const rb = rowBytes(q8 ? FMT_Q8 : FMT_Q4, cols);
   const nb = cols >> 5;
   const xs = xq + (<usize>cols << 1);
-  const xsum = xs + (<usize>nb << 2);
-  const xstride: i32 = ASC_FEATURE_RELAXED_SIMD ? 5 : 6;
+  const sOff: usize = q8 ? <usize>cols : <usize>cols >> 1;
+  const bShift: usize = q8 ? 5 : 4;
   let r = r0;
   for (; r + 4 <= r1; r += 4) {
     const w0 = w + <usize>r * rb;
     const w1 = w0 + rb;
     const w2 = w1 + rb;
     const w3 = w2 + rb;
-    const half = <usize>cols >> 1;
-    const s0 = w0 + half, s1 = w1 + half, s2 = w2 + half, s3 = w3 + half;
-    let a0 = f32x4.splat(0);
-    let a1 = f32x4.splat(0);
-    let a2 = f32x4.splat(0);
-    let a3 = f32x4.splat(0);
-    // relaxed: sum over blocks of scale * xsum, times -8 at the end
-    let c0: f32 = 0, c1: f32 = 0, c2: f32 = 0, c3: f32 = 0;
+    let acc = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {
-      const xb = xq + (<usize>b << xstride);
-      const bo = <usize>b << 4;
+      const xo = xq + (<usize>b << 6);
+      const x0 = v128.load(xo);
+      const x1 = v128.load(xo, 16);
+      const x2 = v128.load(xo, 32);
+      const x3 = v128.load(xo, 48);
+      const bo = <usize>b << bShift;
+      const d = q8
+        ? rowSums4(dotQ8Block(w0 + bo, x0, x1, x2, x3), dotQ8Block(w1 + bo, x0, x1, x2, x3), dotQ8Block(w2 + bo, x0, x1, x2, x3), dotQ8Block(w3 + bo, x0, x1, x2, x3))
+        : rowSums4(dotQ4Block(w0 + bo, x0, x1, x2, x3), dotQ4Block(w1 + bo, x0, x1, x2, x3), dotQ4Block(w2 + bo, x0, x1, x2, x3), dotQ4Block(w3 + bo, x0, x1, x2, x3));
       const so = <usize>b << 2;
-      const sx = load<f32>(xs + so);
-      const f0 = load<f32>(s0 + so) * sx, f1 = load<f32>(s1 + so) * sx, f2 = load<f32>(s2 + so) * sx, f3 = load<f32>(s3 + so) * sx;
-      a0 = madd(f32x4.convert_i32x4_s(dotQ4Block(w0 + bo, xb)), f32x4.splat(f0), a0);
-      a1 = madd(f32x4.convert_i32x4_s(dotQ4Block(w1 + bo, xb)), f32x4.splat(f1), a1);
-      a2 = madd(f32x4.convert_i32x4_s(dotQ4Block(w2 + bo, xb)), f32x4.splat(f2), a2);
-      a3 = madd(f32x4.convert_i32x4_s(dotQ4Block(w3 + bo, xb)), f32x4.splat(f3), a3);
-      if (ASC_FEATURE_RELAXED_SIMD) {
-        const sm = load<f32>(xsum + so);
-        c0 += f0 * sm;
-        c1 += f1 * sm;
-        c2 += f2 * sm;
-        c3 += f3 * sm;
-      }
+      const sc = f32x4.mul(scales4(w0 + sOff, w1 + sOff, w2 + sOff, w3 + sOff, so), v128.load32_splat(xs + so));
+      acc = madd(f32x4.convert_i32x4_s(d), sc, acc);
     }
-    putRow(y, r, hsum(a0) - 8 * c0, accumulate);
-    putRow(y, r + 1, hsum(a1) - 8 * c1, accumulate);
-    putRow(y, r + 2, hsum(a2) - 8 * c2, accumulate);
-    putRow(y, r + 3, hsum(a3) - 8 * c3, accumulate);
+    putRows4(y, r, acc, accumulate);
   }
   for (; r < r1; r++) {
     const wr = w + <usize>r * rb;
-    const sr = wr + (<usize>cols >> 1);
     let s: f32 = 0;
     for (let b = 0; b < nb; b++) {
       let acc: i32 = 0;
       for (let i = 0; i < 32; i++) {
-        const byte = <i32>load<u8>(wr + (<usize>b << 4) + <usize>(i & 15));
-        const q = (i < 16 ? byte & 15 : byte >> 4) - 8;
-        const xv: i32 = ASC_FEATURE_RELAXED_SIMD ? <i32>load<i8>(xq + (<usize>b << 5) + <usize>i) : <i32>load<i16>(xq + (<usize>b << 6) + (<usize>i << 1));
-        acc += q * xv;
+        const wv = q8 ? <i32>load<i8>(wr + (<usize>b << 5) + <usize>i) : q4At(wr + (<usize>b << 4), i);
+        acc += wv * <i32>load<i16>(xq + (<usize>b << 6) + (<usize>i << 1));
       }
-      s += <f32>acc * load<f32>(sr + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2));
+      s += <f32>acc * load<f32>(wr + sOff + (<usize>b << 2)) * load<f32>(xs + (<usize>b << 2));
     }
     putRow(y, r, s, accumulate);
   }
+}
+
+/** Layout Q8, input from quantizeInput; cols a multiple of 32; y 16-byte aligned. */
+export function matVecQ8(w: usize, xq: usize, y: usize, cols: i32, accumulate: i32, r0: i32, r1: i32, tid: i32): void {
+  matVecQuant(true, w, xq, y, cols, accumulate, r0, r1);
+}
+
+/** Layout Q4, input from quantizeInput; cols a multiple of 32; y 16-byte aligned. */
+export function matVecQ4(w: usize, xq: usize, y: usize, cols: i32, accumulate: i32, r0: i32, r1: i32, tid: i32): void {
+  matVecQuant(false, w, xq, y, cols, accumulate, r0, r1);
 }
 
 /** Expands rows [r0, r1) of a stored matrix (any layout) into f32 at dst, row after row. */
@@ -330,16 +282,32 @@ export function dequantizeRows(fmt: i32, w: usize, cols: i32, r0: i32, r1: i32, 
       }
     } else if (fmt == FMT_Q8) {
       const sr = wr + <usize>cols;
-      for (let c = 0; c < cols; c++)
-        store<f32>(out + (<usize>c << 2), <f32>load<i8>(wr + <usize>c) * load<f32>(sr + (<usize>(c >> 5) << 2)));
+      for (let b = 0; b < (cols >> 5); b++) {
+        const sc = v128.load32_splat(sr + (<usize>b << 2));
+        const ob = out + (<usize>b << 7);
+        for (let h = 0; h < 2; h++) {
+          const v = v128.load(wr + (<usize>b << 5) + (<usize>h << 4));
+          const lo = i16x8.extend_low_i8x16_s(v);
+          const hi = i16x8.extend_high_i8x16_s(v);
+          const o = ob + (<usize>h << 6);
+          v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), sc));
+          v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), sc), 16);
+          v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), sc), 32);
+          v128.store(o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), sc), 48);
+        }
+      }
     } else if (fmt == FMT_Q4) {
       const sr = wr + (<usize>cols >> 1);
-      for (let c = 0; c < cols; c++) {
-        const b = c >> 5;
-        const i = c & 31;
-        const byte = <i32>load<u8>(wr + (<usize>b << 4) + <usize>(i & 15));
-        const q = (i < 16 ? byte & 15 : byte >> 4) - 8;
-        store<f32>(out + (<usize>c << 2), <f32>q * load<f32>(sr + (<usize>b << 2)));
+      for (let b = 0; b < (cols >> 5); b++) {
+        const sc = v128.load32_splat(sr + (<usize>b << 2));
+        const v = v128.load(wr + (<usize>b << 4));
+        const ob = out + (<usize>b << 7);
+        // the four groups of eight weights, as in dotQ4Block
+        for (let g = 0; g < 4; g++) {
+          const q = i16x8.shr_s(i16x8.shl(v, <i32>(12 - 4 * g)), 12);
+          v128.store(ob + (<usize>g << 5), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(q)), sc));
+          v128.store(ob + (<usize>g << 5), f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(q)), sc), 16);
+        }
       }
     } else {
       memory.copy(out, wr, <usize>cols << 2);

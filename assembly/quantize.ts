@@ -4,6 +4,12 @@
 
 import { rowBytes, FMT_F16, FMT_Q8 } from "./formats";
 
+// A q4 level in [-8, 7] as a 4-bit two's complement nibble.
+// @ts-ignore: decorator
+@inline function level(x: f32): i32 {
+  return min(7, max(-8, <i32>nearest(x))) & 15;
+}
+
 // f32 -> f16 bits, round to nearest even; overflow to infinity, tiny values through subnormals to zero.
 function f16Bits(x: f32): u16 {
   const bits = reinterpret<u32>(x);
@@ -72,10 +78,13 @@ export function quantizeRows(fmt: i32, src: usize, dst: usize, cols: i32, r0: i3
         }
         const scale: f32 = m / -8;
         const inv: f32 = scale != 0 ? <f32>1 / scale : 0;
-        for (let j = 0; j < 16; j++) {
-          const lo = min(7, max(-8, <i32>nearest(load<f32>(sb + (<usize>j << 2)) * inv))) + 8;
-          const hi = min(7, max(-8, <i32>nearest(load<f32>(sb + (<usize>(j + 16) << 2)) * inv))) + 8;
-          store<u8>(o + (<usize>b << 4) + <usize>j, <u8>(lo | (hi << 4)));
+        for (let j = 0; j < 8; j++) {
+          const n0 = level(load<f32>(sb + (<usize>j << 2)) * inv);
+          const n1 = level(load<f32>(sb + (<usize>(j + 8) << 2)) * inv);
+          const n2 = level(load<f32>(sb + (<usize>(j + 16) << 2)) * inv);
+          const n3 = level(load<f32>(sb + (<usize>(j + 24) << 2)) * inv);
+          store<u8>(o + (<usize>b << 4) + <usize>(2 * j), <u8>(n0 | (n1 << 4)));
+          store<u8>(o + (<usize>b << 4) + <usize>(2 * j + 1), <u8>(n2 | (n3 << 4)));
         }
         store<f32>(scales + (<usize>b << 2), scale);
       }

@@ -15,10 +15,3 @@
   const s = f32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
   return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
 }
-
-/** Sum of the four i32 lanes. */
-// @ts-ignore: decorator
-@inline export function hsumI32(v: v128): i32 {
-  const s = i32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
-  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1);
-}

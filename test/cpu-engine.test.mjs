@@ -46,13 +46,13 @@ for (const name of listFixtures()) {
     await source.close();
   });
 
-  test(`${name}: decode after prefill at split points 0, 1, 63, 64, 65, 299 matches the fixture`, async () => {
+  test(`${name}: decode after prefill at split points 0, 1, 64, 127, 128, 129, 299 matches the fixture (prefill chunks are 128 tokens)`, async () => {
     const fx = loadFixture(name);
     const c = fx.cases.find((x) => x.tokens.length === 300);
     const source = await openFixtureModel(fx);
     await withEngine(source, { threads: 2 }, async (engine) => {
       const s = engine.createSession();
-      for (const split of [0, 1, 63, 64, 65, 299]) {
+      for (const split of [0, 1, 64, 127, 128, 129, 299]) {
         s.reset();
         const head = split > 0 ? await s.prefill(c.tokens.slice(0, split), "all") : [];
         const end = Math.min(300, split + 40);

@@ -71,13 +71,14 @@ test("reference engine: held-out sample perplexity within 0.5% of PyTorch's (flo
   }
 });
 
-test("metala eval --file on the held-out sample reports PyTorch's perplexity (default model, reference engine)", () => {
-  const r = metala("eval", "--file", join(dir, "heldout-sample.txt"), "--device", "reference", "--json");
-  assert.is(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout);
-  const expected = ref.float64["heldout-sample.txt"];
-  assert.is(out.tokens, expected.tokens);
-  assert.ok(Math.abs(out.ppl - expected.ppl) / expected.ppl < PPL_TOLERANCE, `${out.ppl} vs ${expected.ppl}`);
-});
+for (const device of ["reference", "wasm"])
+  test(`metala eval --file on the held-out sample reports PyTorch's perplexity (default model, ${device} engine)`, () => {
+    const r = metala("eval", "--file", join(dir, "heldout-sample.txt"), "--device", device, "--json");
+    assert.is(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    const expected = ref.float64["heldout-sample.txt"];
+    assert.is(out.tokens, expected.tokens);
+    assert.ok(Math.abs(out.ppl - expected.ppl) / expected.ppl < PPL_TOLERANCE, `${out.ppl} vs ${expected.ppl}`);
+  });
 
 test.run();

@@ -9,14 +9,15 @@ import { scoreMqar } from "../dist/mqar/score.js";
 import { digestMqarSet, mqarSetToJson } from "../dist/mqar/set-file.js";
 import { openCheckpoint } from "../dist/model/checkpoint.js";
 import { createReferenceEngine } from "../dist/reference/engine.js";
+import { createEngine } from "../dist/cli/common.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const modelDir = readdirSync(join(root, "models"))
   .filter((n) => n.startsWith("mqar-"))
   .map((n) => join(root, "models", n))[0];
 const TASK = { vocabSize: 8192, seqLen: 512, numPairs: 64, powerA: 0.01 };
-/** Examples the runtime scores in CI: few, because the reference engine is the slow, obvious one. */
-const CI_EXAMPLES = 6;
+/** Examples scored in CI: few on the reference engine (the slow, obvious one), more on wasm. */
+const CI_EXAMPLES = { reference: 6, wasm: 40 };
 
 function metala(...args) {
   const r = spawnSync(process.execPath, [join(root, "bin", "metala.js"), ...args], { encoding: "utf8", timeout: 600_000 });
@@ -89,20 +90,21 @@ test("the shipped MQAR model: the generator still makes the set PyTorch scored",
   assert.is(await digestMqarSet(set), ref.sha256);
 });
 
-test("the shipped MQAR model: the reference engine gets exactly PyTorch's per-example counts", async () => {
-  const ref = JSON.parse(readFileSync(join(modelDir, "reference.json"), "utf8"));
-  const task = { vocabSize: ref.task.vocab_size, seqLen: ref.task.seq_len, numPairs: ref.task.num_kv_pairs, powerA: ref.task.power_a };
-  const set = generateMqar(task, CI_EXAMPLES, ref.seed);
-  const source = await openCheckpoint(modelDir);
-  const engine = await createReferenceEngine(source);
-  try {
-    const score = await scoreMqar(engine, set);
-    assert.equal(score.perExample, ref.pytorch.per_example.slice(0, CI_EXAMPLES));
-  } finally {
-    await engine.dispose();
-    await source.close();
-  }
-});
+for (const kind of ["reference", "wasm"])
+  test(`the shipped MQAR model: the ${kind} engine gets exactly PyTorch's per-example counts`, async () => {
+    const ref = JSON.parse(readFileSync(join(modelDir, "reference.json"), "utf8"));
+    const task = { vocabSize: ref.task.vocab_size, seqLen: ref.task.seq_len, numPairs: ref.task.num_kv_pairs, powerA: ref.task.power_a };
+    const set = generateMqar(task, CI_EXAMPLES[kind], ref.seed);
+    const source = await openCheckpoint(modelDir);
+    const engine = kind === "reference" ? await createReferenceEngine(source) : await createEngine(kind, source, { dtype: "f32" });
+    try {
+      const score = await scoreMqar(engine, set);
+      assert.equal(score.perExample, ref.pytorch.per_example.slice(0, CI_EXAMPLES[kind]));
+    } finally {
+      await engine.dispose();
+      await source.close();
+    }
+  });
 
 test("metala mqar --json reports the same count as PyTorch on the same examples", () => {
   const ref = JSON.parse(readFileSync(join(modelDir, "reference.json"), "utf8"));

@@ -155,6 +155,17 @@ test("device lost mid-decode on a GPU-only model: the CPU takes over, same token
   await model.dispose();
 });
 
+test("a long GPU decode reads its state back every journalLimit tokens: the replay after a loss stays short", async () => {
+  const gpu = asEngineKind(fx.reference, "webgpu", { failAfterCalls: 1 + 13 }); // the prefill, then 13 steps
+  const cpu = asEngineKind(fx.reference, "wasm");
+  const model = modelWith(fx, [gpu, cpu], { policy: { prefill: "webgpu", decode: "webgpu" }, journalLimit: 5 });
+  const r = await model.generateText(prompt, GEN);
+  assert.equal(r.tokens, want);
+  // read back after the 70-token prefill and after steps 5 and 10: steps 11..13 are replayed
+  assert.equal(cpu.log.filter((x) => x.startsWith("prefill")), ["prefill 3"]);
+  await model.dispose();
+});
+
 test("abort mid-prefill: stops between pieces, keeps what was consumed, the session goes on", async () => {
   const ac = new AbortController();
   let calls = 0;
@@ -241,6 +252,23 @@ test("one session runs one generation at a time", async () => {
   await it.return();
   await s.snapshot();
   await model.dispose();
+});
+
+test("model.generate streams on a fresh session and returns the result", async () => {
+  const model = modelWith(fx, [fx.reference]);
+  const it = model.generate(prompt, GEN);
+  const tokens = [];
+  let step;
+  while (!(step = await it.next()).done) tokens.push(step.value.token);
+  assert.equal(tokens, want);
+  assert.equal(step.value.tokens, want);
+  await model.dispose();
+  try {
+    model.createSession();
+    assert.unreachable();
+  } catch (e) {
+    assert.match(e.message, "disposed");
+  }
 });
 
 test("token ids out of range are input errors", async () => {

@@ -50,7 +50,7 @@ export const BENCH_DEVICES: Record<string, BenchDevice> = {
     const engine = await createWebGpuEngine(source, { dtype: opts.dtype });
     return {
       engine,
-      dtype: opts.dtype,
+      dtype: engine.dtype,
       threads: 1, // one host thread drives the GPU
       weightBytesPerToken: engine.weightBytesPerToken,
       weightBytes: engine.weightBytes,

@@ -35,6 +35,8 @@ interface ModelReference {
   task: MqarTask;
   seed?: number;
   examples?: number;
+  /** PyTorch's correct queries per example of the recorded set. */
+  perExample?: number[];
 }
 
 async function readReference(dir: string): Promise<ModelReference> {
@@ -51,6 +53,7 @@ async function readReference(dir: string): Promise<ModelReference> {
     task: taskFromJson(raw.task, path),
     seed: typeof raw.seed === "number" ? raw.seed : undefined,
     examples: typeof pytorch.examples === "number" ? pytorch.examples : undefined,
+    perExample: Array.isArray(pytorch.per_example) && pytorch.per_example.every((n) => typeof n === "number") ? (pytorch.per_example as number[]) : undefined,
   };
 }
 
@@ -103,6 +106,13 @@ export async function main(args: string[]): Promise<void> {
   }
   try {
     const score = await scoreMqar(engine, set);
+    // The examples are a prefix of the set PyTorch scored when seed and task are the recorded ones.
+    const sameSet =
+      ref?.perExample !== undefined &&
+      seed === ref.seed &&
+      examples <= ref.perExample.length &&
+      JSON.stringify(task) === JSON.stringify(ref.task);
+    const pytorchCorrect = sameSet ? ref!.perExample!.slice(0, examples).reduce((a, b) => a + b, 0) : undefined;
     const result = {
       model: modelDir,
       device: engine.kind,
@@ -117,12 +127,14 @@ export async function main(args: string[]): Promise<void> {
       correct: score.correct,
       total: score.total,
       accuracy: score.accuracy,
+      pytorch_correct: pytorchCorrect ?? null,
     };
     if (f.json) console.log(JSON.stringify(result));
     else
       console.log(
         `MQAR ${task.numPairs} pairs, length ${task.seqLen}, vocab ${task.vocabSize}, seed ${seed}, ${examples} examples on ${engine.description}: ` +
-          `${score.correct}/${score.total} = ${(100 * score.accuracy).toFixed(2)}%`,
+          `${score.correct}/${score.total} = ${(100 * score.accuracy).toFixed(2)}%` +
+          (pytorchCorrect === undefined ? "" : ` (PyTorch on the same examples: ${pytorchCorrect}/${score.total})`),
       );
   } finally {
     await engine.dispose();

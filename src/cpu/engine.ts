@@ -12,7 +12,7 @@ import type { MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { wasmFeatures } from "./features.js";
 import { Forward, CHUNK, planActivations, planState, type Activations, type StateSlot } from "./forward.js";
-import { compileKernels, instantiateKernels, type KernelBuild, type WeightDType } from "./kernels.js";
+import { compileKernels, FMT, instantiateKernels, type KernelBuild, type WeightDType } from "./kernels.js";
 import { ThreadPool } from "./pool.js";
 import { Arena, loadWeights, planWeights, stagingBytes, unsupportedReason, type WeightPlan } from "./weights.js";
 
@@ -52,6 +52,7 @@ const MAX_PAGES = 65535; // wasm32: 4 GiB less one page, so that typed-array len
 export async function createWasmEngine(source: WeightSource, opts: WasmEngineOptions = {}): Promise<WasmEngine> {
   const c = source.config;
   const dtype = opts.dtype ?? "f32";
+  if (!(dtype in FMT)) throw new MetalaError("usage", `dtype must be one of ${Object.keys(FMT).join(", ")}, got "${dtype}"`);
   const why = unsupportedReason(c);
   if (why) throw new MetalaError("config", `${source.label}: the wasm engine cannot run this model: ${why}`);
   const features = await wasmFeatures();
@@ -75,7 +76,12 @@ export async function createWasmEngine(source: WeightSource, opts: WasmEngineOpt
       "device",
       `${source.label} needs ${(arena.top / 2 ** 30).toFixed(2)} GiB of wasm memory at dtype ${dtype}, more than wasm32's 4 GiB; use --dtype q8 or q4`,
     );
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
+  let memory: WebAssembly.Memory;
+  try {
+    memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
+  } catch (e) {
+    throw new MetalaError("device", `cannot allocate ${(arena.top / 2 ** 30).toFixed(2)} GiB of wasm memory for ${source.label}: ${(e as Error).message}`);
+  }
   const buf = memory.buffer;
   const kernels = instantiateKernels(module, memory);
   const pool = await ThreadPool.create(kernels, module, memory, threads);

@@ -16,7 +16,7 @@ const ACT: Record<string, number> = { silu: 0, swish: 0, gelu: 1, relu: 2, elu: 
 const MATVEC: Record<string, ParallelKernel> = { f32: "matVecF32", f16: "matVecF16", q8: "matVecQ8", q4: "matVecQ4" };
 
 /** Tokens per prefill chunk: enough that re-reading the weights per chunk costs little next to the arithmetic. */
-export const CHUNK = 64;
+export const CHUNK = 128;
 
 export interface Activations {
   // one token

@@ -20,5 +20,5 @@ export function rowBytes(dtype: WeightDType, cols: number): number {
 
 /** Bytes of the quantized-input buffer for `cols` inputs. */
 export function inputBytes(cols: number): number {
-  return cols * 2 + cols / 4;
+  return cols * 2 + cols / 8;
 }

@@ -102,7 +102,8 @@ export function planWeights(c: MetalaConfig, tiedHead: boolean, dtype: WeightDTy
     });
   const finalNorm = norm();
   const layerBytes = layers.reduce((s, l) => s + l.wx.bytes + l.wo.bytes + l.w12.bytes + l.w3.bytes, 0);
-  const vectors = c.numLayers * 4 * (d + 4 * d + dk + 2 * c.gluDim + d);
+  const perLayerVectors = d + 4 * d + dk + (c.bias ? 2 * c.gluDim + d : 0) + (ln ? 4 * d : 0);
+  const vectors = 4 * (c.numLayers * perLayerVectors + (ln ? 2 * d : 0));
   return { embed, head, layers, finalNorm, start, end: arena.top, bytesPerToken: layerBytes + vectors + head.bytes + rowBytes(dtype, d) };
 }
 

@@ -39,6 +39,8 @@ function checkTokens(tokens: ArrayLike<number>, vocab: number): void {
 /** The engine, plus what `metala bench` reports about it. */
 export interface WebGpuEngine extends Engine {
   readonly kind: "webgpu";
+  /** How the weight matrices are stored: "f32", or "f16" (two to a u32, arithmetic in f32). */
+  readonly dtype: string;
   /** Bytes of weights on the device. */
   readonly weightBytes: number;
   /** Bytes one decode step reads: every layer's weights and the head (the embedding gives one row). */
@@ -63,7 +65,7 @@ class GpuEngine implements WebGpuEngine {
     private readonly ownsDevice: boolean,
   ) {
     const i = ctx.info;
-    this.description = `webgpu ${[i.vendor, i.architecture, i.device].filter(Boolean).join(" ") || "adapter"}${i.isFallbackAdapter ? " (software)" : ""} f32`;
+    this.description = `webgpu ${[i.vendor, i.architecture, i.device].filter(Boolean).join(" ") || "adapter"}${i.isFallbackAdapter ? " (software)" : ""} ${weights.wtype} weights`;
     ctx.device.lost.then((info) => this.markLost(`device lost (${info.reason}): ${info.message}`));
     ctx.device.addEventListener("uncapturederror", (ev) => this.markLost(`GPU error: ${(ev as GPUUncapturedErrorEvent).error.message}`));
   }
@@ -72,8 +74,12 @@ class GpuEngine implements WebGpuEngine {
     return this.weights.bytes;
   }
 
+  get dtype(): string {
+    return this.weights.wtype;
+  }
+
   get weightBytesPerToken(): number {
-    const embedBytes = this.weights.head === this.weights.embed ? 0 : this.config.vocabSize * this.config.hiddenSize * 4;
+    const embedBytes = this.weights.head === this.weights.embed ? 0 : this.config.vocabSize * this.config.hiddenSize * (this.weights.wtype === "f32" ? 4 : 2);
     return this.weights.bytes - embedBytes;
   }
 
@@ -288,7 +294,7 @@ function copyState(s: ModelState): ModelState {
  */
 export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngineOptions = {}): Promise<WebGpuEngine> {
   const dtype = opts.dtype ?? "f32";
-  if (dtype !== "f32") throw new MetalaError("usage", `--dtype ${dtype} is not available on the webgpu engine (it runs f32 weights only)`);
+  if (dtype !== "f32" && dtype !== "f16") throw new MetalaError("usage", `--dtype ${dtype} is not available on the webgpu engine (f32 and f16 weights only)`);
   const c = source.config;
   checkShape(c);
   const ctx = opts.context ?? (await openDevice());
@@ -298,7 +304,7 @@ export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngin
   const chunkTokens = Math.max(64, Math.min(opts.chunkTokens ?? 4096, Math.floor(maxBinding / widest / 64) * 64));
   try {
     const pipelines = pipelinesFor(ctx.device);
-    const weights = await uploadWeights(ctx.device, source, maxBinding);
+    const weights = await uploadWeights(ctx.device, source, maxBinding, dtype);
     return new GpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context);
   } catch (e) {
     if (!opts.context) ctx.device.destroy();

@@ -1,6 +1,8 @@
 import type { MetalaConfig } from "../model/config.js";
 import { EMBED, FINAL_NORM_BIAS, FINAL_NORM_WEIGHT, LM_HEAD, layerTensorName, type LayerTensor } from "../model/names.js";
 import type { WeightSource } from "../model/source.js";
+import { toF16 } from "./f16.js";
+import type { WeightType } from "./gemm.js";
 import { uploadF32 } from "./pipelines.js";
 
 /** Rows lo .. lo+rows of a [rows, cols] matrix, uploaded as one buffer. */
@@ -25,6 +27,8 @@ export interface GpuLayerWeights {
 }
 
 export interface GpuWeights {
+  /** How the matrices (projections, embedding, head) are stored; everything else is f32. */
+  wtype: WeightType;
   embed: MatrixPart[];
   head: MatrixPart[];
   finalNorm: { w: GPUBuffer; b: GPUBuffer };
@@ -51,12 +55,20 @@ export function interleavePairs(a: Float32Array, b: Float32Array, rows: number, 
   return out;
 }
 
+function uploadU16(device: GPUDevice, data: Uint16Array, label: string): GPUBuffer {
+  const b = device.createBuffer({ size: Math.max(16, Math.ceil(data.byteLength / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, mappedAtCreation: true, label });
+  new Uint16Array(b.getMappedRange(), 0, data.length).set(data);
+  b.unmap();
+  return b;
+}
+
 /**
  * Reads each tensor from the source and uploads it (one tensor in host
  * memory at a time, plus the assembled fused matrices). Matrices larger than
- * one storage binding are split by rows.
+ * one storage binding are split by rows. With `wtype` f16 the matrices are
+ * rounded to f16 (half the memory and the decode bandwidth).
  */
-export async function uploadWeights(device: GPUDevice, source: WeightSource, maxBinding: number): Promise<GpuWeights> {
+export async function uploadWeights(device: GPUDevice, source: WeightSource, maxBinding: number, wtype: WeightType = "f32"): Promise<GpuWeights> {
   const c: MetalaConfig = source.config;
   const d = c.hiddenSize, dk = c.keyDim, glu = c.gluDim;
   const owned: GPUBuffer[] = [];
@@ -67,14 +79,23 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
     bytes += a.byteLength;
     return b;
   };
+  /** A matrix, in the weight type. */
+  const upM = (a: Float32Array, label: string) => {
+    if (wtype === "f32") return up(a, label);
+    const h = toF16(a);
+    const b = uploadU16(device, h, label);
+    owned.push(b);
+    bytes += h.byteLength;
+    return b;
+  };
   const zeros = (n: number, label: string) => up(new Float32Array(n), label);
   const ones = (n: number, label: string) => up(new Float32Array(n).fill(1), label);
   const splitRows = (m: Float32Array, rows: number, cols: number, label: string): MatrixPart[] => {
-    const per = Math.max(1, Math.floor(maxBinding / (cols * 4)));
+    const per = Math.max(1, Math.floor(maxBinding / (cols * (wtype === "f32" ? 4 : 2))));
     const parts: MatrixPart[] = [];
     for (let lo = 0; lo < rows; lo += per) {
       const n = Math.min(per, rows - lo);
-      parts.push({ buffer: up(m.subarray(lo * cols, (lo + n) * cols), `${label}[${lo}]`), lo, rows: n });
+      parts.push({ buffer: upM(m.subarray(lo * cols, (lo + n) * cols), `${label}[${lo}]`), lo, rows: n });
     }
     return parts;
   };
@@ -100,14 +121,14 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
       const b1 = c.bias ? await read("l1_bias") : new Float32Array(glu);
       const b2 = c.bias ? await read("l2_bias") : new Float32Array(glu);
       layers.push({
-        wQkvg: up(qkvg, `L${l}.qkvg`),
+        wQkvg: upM(qkvg, `L${l}.qkvg`),
         bQkvg: up(bq, `L${l}.bqkvg`),
         conv: up(await read("conv1d"), `L${l}.conv`),
         waug: up(await read("aug_balance"), `L${l}.aug`),
-        wOut: up(await read("out_proj"), `L${l}.out`),
-        w12: up(interleavePairs(l1, l2, glu, d), `L${l}.w12`),
+        wOut: upM(await read("out_proj"), `L${l}.out`),
+        w12: upM(interleavePairs(l1, l2, glu, d), `L${l}.w12`),
         b12: up(interleavePairs(b1, b2, glu, 1), `L${l}.b12`),
-        w3: up(await read("l3"), `L${l}.w3`),
+        w3: upM(await read("l3"), `L${l}.w3`),
         b3: c.bias ? up(await read("l3_bias"), `L${l}.b3`) : zeros(d, `L${l}.b3`),
         tokenNorm: await norm(name("token_norm_weight"), name("token_norm_bias"), `L${l}.tn`),
         channelNorm: await norm(name("channel_norm_weight"), name("channel_norm_bias"), `L${l}.cn`),
@@ -117,7 +138,7 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
     const head = source.tiedHead ? embed : splitRows(await source.read(LM_HEAD), c.vocabSize, d, "head");
     const finalNorm = await norm(FINAL_NORM_WEIGHT, FINAL_NORM_BIAS, "final");
     const zeroBias = zeros(Math.max(c.vocabSize, 2 * dk + 2 * d, 2 * glu), "zero bias");
-    return { embed, head, finalNorm, zeroBias, layers, bytes, destroy: () => owned.forEach((b) => b.destroy()) };
+    return { wtype, embed, head, finalNorm, zeroBias, layers, bytes, destroy: () => owned.forEach((b) => b.destroy()) };
   } catch (e) {
     owned.forEach((b) => b.destroy());
     throw e;

@@ -47,7 +47,8 @@ export function taskToJson(t: MqarTask): MqarSetJson["task"] {
 
 /** Reads the task settings a model folder's reference.json (or a set file) records. */
 export function taskFromJson(raw: unknown, source: string): MqarTask {
-  const t = (raw ?? {}) as Record<string, unknown>;
+  if (typeof raw !== "object" || raw === null) throw new MetalaError("format", `${source}: no "task" object, so this is not an MQAR model folder`);
+  const t = raw as Record<string, unknown>;
   const num = (k: string): number => {
     const v = t[k];
     if (typeof v !== "number" || !Number.isFinite(v)) throw new MetalaError("format", `${source}: task.${k} must be a number`);

@@ -20,6 +20,8 @@ export interface ModelParts {
   onWarning?: (message: string) => void;
   /** Longest prefill piece per engine call (abort is checked between pieces). */
   prefillChunk?: number;
+  /** GPU tokens between read-backs of the state to the host (bounds the replay after a GPU failure). */
+  journalLimit?: number;
   /** Called by dispose, after the engines (closing the weight files). */
   close?: () => Promise<void>;
 }
@@ -73,7 +75,7 @@ export class Model {
 
   createSession(): Session {
     if (this.disposed) throw new MetalaError("usage", "this model was disposed");
-    const s = new Session(this, new StateSequence({ config: this.config, fingerprint: this.fingerprint, scheduler: this.scheduler, prefillChunk: this.parts.prefillChunk }));
+    const s = new Session(this, new StateSequence({ config: this.config, fingerprint: this.fingerprint, scheduler: this.scheduler, prefillChunk: this.parts.prefillChunk, journalLimit: this.parts.journalLimit }));
     this.sessions.add(s);
     return s;
   }

@@ -11,10 +11,9 @@ export interface SequenceContext {
   scheduler: Scheduler;
   /** Longest piece of a prefill run in one engine call: abort is checked between pieces (default 1024). */
   prefillChunk?: number;
+  /** Tokens a GPU may consume before its state is copied back to the host, bounding the replay after a failure (default 4096). */
+  journalLimit?: number;
 }
-
-/** Tokens a GPU may consume before its state is copied back to the host (bounds the replay after a failure). */
-const JOURNAL_LIMIT = 4096;
 
 function now(): number {
   return typeof performance !== "undefined" ? performance.now() : Date.now();
@@ -114,7 +113,7 @@ export class StateSequence implements TokenSequence {
         this.consumed += piece.length;
         if (canBeLost(kind)) {
           this.journal.push(...piece);
-          if (this.journal.length >= JOURNAL_LIMIT) await this.refreshCheckpoint(kind);
+          if (this.journal.length >= (this.ctx.journalLimit ?? 4096)) await this.refreshCheckpoint(kind);
         }
       } catch (e) {
         if (!(e instanceof EngineFailure)) throw e;

@@ -17,7 +17,7 @@ export async function openFixture(name) {
 
 /**
  * A Model over `engines`. options: policy {prefill, decode}, costs (a
- * CostTable), prefillChunk, makeCpuEngine. Warnings are collected in
+ * CostTable), prefillChunk, journalLimit, makeCpuEngine. Warnings are collected in
  * model.warnings.
  */
 export function modelWith(fx, engines, options = {}) {
@@ -30,6 +30,7 @@ export function modelWith(fx, engines, options = {}) {
     policy: options.policy,
     costs: options.costs ?? null,
     prefillChunk: options.prefillChunk,
+    journalLimit: options.journalLimit,
     makeCpuEngine: options.makeCpuEngine ?? (async () => fx.reference),
     onWarning: (m) => warnings.push(m),
   });

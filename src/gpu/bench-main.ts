@@ -1,0 +1,49 @@
+/**
+ * The GPU engine's detailed benchmark, beyond `metala bench --device webgpu`:
+ *
+ *   node dist/gpu/bench-main.js [--preset metala-380m] [--dtype f32|f16]
+ *        [--lengths 512,2048,8192,32768] [--decode-steps 64] [--gemm]
+ *
+ * prints one JSON object per line: the adapter; with --gemm the projection
+ * GEMM alone per tile shape on the model's shapes (T = 2048); per prompt
+ * length the prefill speed, effective TFLOP/s (2 x parameters x tokens /
+ * time), the GLA's and GEMMs' shares of the GPU time and each GLA kernel's
+ * time; then decode tokens/s.
+ */
+import { parameterCount } from "../model/config.js";
+import { presetSource } from "../model/preset.js";
+import { benchGemm, benchWebGpuPrefill } from "./bench.js";
+import { openDevice } from "./device.js";
+import { createWebGpuEngine } from "./engine.js";
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? undefined : process.argv[i + 1];
+}
+
+const ctx = await openDevice();
+const { vendor, architecture, device, isFallbackAdapter, features, limits } = ctx.info;
+console.log(JSON.stringify({ adapter: { vendor, architecture, device, isFallbackAdapter, features, limits } }));
+const source = presetSource(flag("preset") ?? "metala-380m");
+const c = source.config;
+if (process.argv.includes("--gemm")) {
+  const d = c.hiddenSize, M = 2048;
+  const shapes = [
+    { M, N: 2 * c.keyDim + 2 * d, K: d },
+    { M, N: d, K: d, epilogue: "add" as const },
+    { M, N: 2 * c.gluDim, K: d, epilogue: "glu" as const },
+    { M, N: d, K: c.gluDim, epilogue: "add" as const },
+  ];
+  for (const r of await benchGemm(shapes, ctx, c.gluAct)) console.log(JSON.stringify({ gemm: r }));
+}
+const params = parameterCount(c, source.tiedHead);
+const t0 = performance.now();
+const dtype = flag("dtype") === "f16" ? "f16" : "f32";
+const engine = await createWebGpuEngine(source, { context: ctx, dtype });
+console.log(JSON.stringify({ model: source.label, dtype, params, load_s: (performance.now() - t0) / 1000 }));
+const lengths = (flag("lengths") ?? "512,2048,8192,32768").split(",").map(Number);
+const r = await benchWebGpuPrefill(engine, lengths, params, Number(flag("decode-steps") ?? 64));
+for (const p of r.prefill) console.log(JSON.stringify({ prefill: p }));
+console.log(JSON.stringify({ decode_tokens_per_s: r.decodeTokensPerS }));
+await engine.dispose();
+ctx.device.destroy();
