@@ -124,31 +124,34 @@ export function matVecF16(w: usize, x: usize, y: usize, cols: i32, accumulate: i
  * formats.ts) for the Q8 and Q4 products, blocks [r0, r1).
  */
 export function quantizeInput(x: usize, q: usize, cols: i32, r0: i32, r1: i32, tid: i32): void {
+  for (let b = r0; b < r1; b++) quantizeBlock(x, q, cols, b);
+}
+
+// @ts-ignore: decorator
+@inline function quantizeBlock(x: usize, q: usize, cols: i32, b: i32): void {
   const scales = q + (<usize>cols << 1);
-  for (let b = r0; b < r1; b++) {
-    const xb = x + (<usize>b << 7);
-    let m = f32x4.splat(0);
-    for (let i = 0; i < 8; i++) m = f32x4.max(m, f32x4.abs(v128.load(xb + (<usize>i << 4))));
-    const mx = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-    const scale: f32 = mx / 127;
-    const inv = f32x4.splat(scale > 0 ? <f32>1 / scale : 0);
-    const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb), inv)));
-    const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 16), inv)));
-    const q2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 32), inv)));
-    const q3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 48), inv)));
-    const q4 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 64), inv)));
-    const q5 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 80), inv)));
-    const q6 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 96), inv)));
-    const q7 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 112), inv)));
-    const h0 = i16x8.narrow_i32x4_s(q0, q1), h1 = i16x8.narrow_i32x4_s(q2, q3);
-    const h2 = i16x8.narrow_i32x4_s(q4, q5), h3 = i16x8.narrow_i32x4_s(q6, q7);
-    const qb = q + (<usize>b << 6);
-    v128.store(qb, h0);
-    v128.store(qb, h1, 16);
-    v128.store(qb, h2, 32);
-    v128.store(qb, h3, 48);
-    store<f32>(scales + (<usize>b << 2), scale);
-  }
+  const xb = x + (<usize>b << 7);
+  let m = f32x4.splat(0);
+  for (let i = 0; i < 8; i++) m = f32x4.max(m, f32x4.abs(v128.load(xb + (<usize>i << 4))));
+  const mx = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  const scale: f32 = mx / 127;
+  const inv = f32x4.splat(scale > 0 ? <f32>1 / scale : 0);
+  const q0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb), inv)));
+  const q1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 16), inv)));
+  const q2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 32), inv)));
+  const q3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 48), inv)));
+  const q4 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 64), inv)));
+  const q5 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 80), inv)));
+  const q6 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 96), inv)));
+  const q7 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb, 112), inv)));
+  const h0 = i16x8.narrow_i32x4_s(q0, q1), h1 = i16x8.narrow_i32x4_s(q2, q3);
+  const h2 = i16x8.narrow_i32x4_s(q4, q5), h3 = i16x8.narrow_i32x4_s(q6, q7);
+  const qb = q + (<usize>b << 6);
+  v128.store(qb, h0);
+  v128.store(qb, h1, 16);
+  v128.store(qb, h2, 32);
+  v128.store(qb, h3, 48);
+  store<f32>(scales + (<usize>b << 2), scale);
 }
 
 // Dot product of one Q8 block (32 int8 at wb) with the quantized input block (i16 x0..x3).

@@ -75,6 +75,25 @@ function weightErrorBound(dtype, W, rows, cols) {
   return e;
 }
 
+/** Per-row bounds of |W x - stored product| from the weight storage error and, for q8/q4, the input's own quantization to max/127 per block. */
+function productBounds(dtype, W, rows, cols, x, expected) {
+  const ew = weightErrorBound(dtype, W, rows, cols);
+  const quantized = dtype === "q8" || dtype === "q4";
+  return Array.from({ length: rows }, (_, r) => {
+    let bound = 1e-5 * (1 + Math.abs(expected[r]));
+    for (let c = 0; c < cols; c++) {
+      let ex = 0;
+      if (quantized) {
+        let m = 0;
+        for (let i = 0; i < 32; i++) m = Math.max(m, Math.abs(x[(c & ~31) + i]));
+        ex = m / 254;
+      }
+      bound += Math.abs(x[c]) * ew[r * cols + c] + (Math.abs(W[r * cols + c]) + ew[r * cols + c]) * ex;
+    }
+    return bound;
+  });
+}
+
 for (const dtype of ["f32", "f16", "q8", "q4"]) {
   test(`${MATVEC[dtype]} = reference matVec within the ${dtype} storage error (${build})`, () => {
     for (const [rows, cols] of [[4, 32], [13, 96], [37, 160]]) {
@@ -98,19 +117,9 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
       k[MATVEC[dtype]](wp, xp, yp, cols, 1, 5, rows, 1);
       const second = get(yp, rows);
       const expected = ref.matVec(W, rows, cols, x);
-      const ew = weightErrorBound(dtype, W, rows, cols);
+      const bounds = productBounds(dtype, W, rows, cols, x, expected);
       for (let r = 0; r < rows; r++) {
-        let bound = 1e-5 * (1 + Math.abs(expected[r]));
-        for (let c = 0; c < cols; c++) {
-          // the input is quantized per block to max/127 in the q8/q4 products
-          let ex = 0;
-          if (quantized) {
-            let m = 0;
-            for (let i = 0; i < 32; i++) m = Math.max(m, Math.abs(x[(c & ~31) + i]));
-            ex = m / 254;
-          }
-          bound += Math.abs(x[c]) * ew[r * cols + c] + (Math.abs(W[r * cols + c]) + ew[r * cols + c]) * ex;
-        }
+        const bound = bounds[r];
         assert.ok(Math.abs(first[r] - expected[r]) <= bound, `${dtype} ${rows}x${cols} row ${r}: ${first[r]} vs ${expected[r]} (bound ${bound})`);
         assert.ok(Math.abs(second[r] - 2 * first[r]) <= 1e-5 * (1 + Math.abs(first[r])), `accumulate row ${r}`);
       }

@@ -61,6 +61,20 @@ test("auto: the GPU decodes when it steps faster", () => {
   assert.is(s.prefillKind(3, null), "wasm");
 });
 
+test("observed times refine the costs: a CPU that slows down loses decode to the GPU", () => {
+  const s = scheduler();
+  s.observe("wasm", "step", 1, 2);
+  assert.ok(Math.abs(s.costs.engines.wasm.stepMs - 1.3) < 1e-12, "30% of the way");
+  assert.is(s.decodeKind(), "wasm");
+  for (let i = 0; i < 3; i++) s.observe("wasm", "step", 1, 10);
+  assert.is(s.decodeKind(), "webgpu");
+  assert.is(COSTS.engines.wasm.stepMs, 1, "the table given (and cached) is not changed");
+  // a prefill 10x slower than predicted scales the curve by 1 + 0.3 * 9
+  s.observe("webgpu", "prefill", 256, 100);
+  assert.ok(Math.abs(prefillMs(s.costs.engines.webgpu, 256) - 37) < 1e-9);
+  assert.ok(Math.abs(prefillMs(s.costs.engines.webgpu, 16) - 6 * 3.7) < 1e-9);
+});
+
 test("explicit choices are honoured whatever the costs", () => {
   const s = scheduler({ prefill: "wasm", decode: "webgpu" });
   assert.is(s.prefillKind(5000, null), "wasm");

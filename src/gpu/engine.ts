@@ -39,7 +39,7 @@ function checkTokens(tokens: ArrayLike<number>, vocab: number): void {
 /** The engine, plus what `metala bench` reports about it. */
 export interface WebGpuEngine extends Engine {
   readonly kind: "webgpu";
-  /** How the weight matrices are stored: "f32", or "f16" (two to a u32, arithmetic in f32). */
+  /** How the projection matrices are stored: "f32", "f16" (two to a u32), "q8" or "q4" (quantize.ts); arithmetic in f32. */
   readonly dtype: string;
   /** Bytes of weights on the device. */
   readonly weightBytes: number;
@@ -79,7 +79,7 @@ class GpuEngine implements WebGpuEngine {
   }
 
   get weightBytesPerToken(): number {
-    const embedBytes = this.weights.head === this.weights.embed ? 0 : this.config.vocabSize * this.config.hiddenSize * (this.weights.wtype === "f32" ? 4 : 2);
+    const embedBytes = this.weights.head === this.weights.embed ? 0 : this.config.vocabSize * this.config.hiddenSize * (this.weights.tableType === "f32" ? 4 : 2);
     return this.weights.bytes - embedBytes;
   }
 
@@ -294,7 +294,7 @@ function copyState(s: ModelState): ModelState {
  */
 export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngineOptions = {}): Promise<WebGpuEngine> {
   const dtype = opts.dtype ?? "f32";
-  if (dtype !== "f32" && dtype !== "f16") throw new MetalaError("usage", `--dtype ${dtype} is not available on the webgpu engine (f32 and f16 weights only)`);
+  if (!["f32", "f16", "q8", "q4"].includes(dtype)) throw new MetalaError("usage", `--dtype ${dtype} is not available on the webgpu engine (f32, f16, q8, q4)`);
   const c = source.config;
   checkShape(c);
   const ctx = opts.context ?? (await openDevice());

@@ -38,15 +38,23 @@ export const GEMM_BINDINGS: BindingKind[] = ["uniform", "uniform", "read", "read
 export type GemmEpilogue = "store" | "add" | "glu";
 const EPILOGUE_CODE: Record<GemmEpilogue, number> = { store: 0, add: 1, glu: 2 };
 
-/** How the weight matrices are stored on the device: f32, or f16 two to a u32 (read with unpack2x16float). */
-export type WeightType = "f32" | "f16";
+/**
+ * How a weight matrix is stored on the device: f32; f16 two to a u32 (read
+ * with unpack2x16float); q8 / q4 with a scale per 32 elements (quantize.ts).
+ */
+export type WeightType = "f32" | "f16" | "q8" | "q4";
+
+/** The quantized types bind their scales as a seventh buffer. */
+export function gemmBindings(wtype: WeightType): BindingKind[] {
+  return wtype === "q8" || wtype === "q4" ? [...GEMM_BINDINGS, "read"] : GEMM_BINDINGS;
+}
 
 export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32") {
   return {
     files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemm.wgsl"],
     defs: { ...tile, EPILOGUE: EPILOGUE_CODE[epilogue] },
     extra: gluActSource(act),
-    bindings: GEMM_BINDINGS,
+    bindings: gemmBindings(wtype),
   };
 }
 
@@ -58,8 +66,18 @@ export function gemvSpec(epilogue: GemmEpilogue, act: GluActivation = "silu", wt
     files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemv.wgsl"],
     defs: { RB: GEMV_ROWS, EPILOGUE: EPILOGUE_CODE[epilogue] },
     extra: gluActSource(act),
-    bindings: GEMM_BINDINGS,
+    bindings: gemmBindings(wtype),
   };
+}
+
+export interface GemmParts {
+  rows: BufferPart;
+  A: BufferPart;
+  W: BufferPart;
+  bias: BufferPart;
+  C: BufferPart;
+  /** q8 / q4 only: the per-group scales of W. */
+  scales?: BufferPart;
 }
 
 export interface GemmShape {
@@ -92,12 +110,18 @@ export class GemmOp {
     pipes: [GemmTile, GPUComputePipeline][],
     private readonly gemv: GPUComputePipeline,
     p: Pipelines,
-    parts: { rows: BufferPart; A: BufferPart; W: BufferPart; bias: BufferPart; C: BufferPart },
+    parts: GemmParts,
+    wtype: WeightType,
   ) {
     for (const [t, pl] of pipes) this.pipelines.set(t, pl);
     const s = shape;
     this.params = uniformU32(p.device, [s.N, s.K, s.lda, s.ldc, s.aOff ?? 0, s.cOff ?? 0, s.wOff ?? 0, s.bOff ?? 0], "gemm params");
-    this.bindGroup = p.bindGroup(GEMM_BINDINGS, [this.params, parts.rows, parts.A, parts.W, parts.bias, parts.C], "gemm");
+    const list = [this.params, parts.rows, parts.A, parts.W, parts.bias, parts.C];
+    if (gemmBindings(wtype).length > list.length) {
+      if (!parts.scales) throw new Error(`a ${wtype} GEMM needs its scales`);
+      list.push(parts.scales);
+    }
+    this.bindGroup = p.bindGroup(gemmBindings(wtype), list, "gemm");
   }
 
   static async create(
@@ -105,12 +129,12 @@ export class GemmOp {
     shape: GemmShape,
     epilogue: GemmEpilogue,
     act: GluActivation,
-    parts: { rows: BufferPart; A: BufferPart; W: BufferPart; bias: BufferPart; C: BufferPart },
+    parts: GemmParts,
     tiles: Record<string, GemmTile> = GEMM_TILES,
     wtype: WeightType = "f32",
   ): Promise<GemmOp> {
     const pipes = await Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act, wtype))] as [GemmTile, GPUComputePipeline]));
-    return new GemmOp(shape, epilogue, tiles, pipes, await p.pipeline(gemvSpec(epilogue, act, wtype)), p, parts);
+    return new GemmOp(shape, epilogue, tiles, pipes, await p.pipeline(gemvSpec(epilogue, act, wtype)), p, parts, wtype);
   }
 
   /**

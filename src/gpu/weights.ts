@@ -4,6 +4,7 @@ import type { WeightSource } from "../model/source.js";
 import { toF16 } from "./f16.js";
 import type { WeightType } from "./gemm.js";
 import { uploadF32 } from "./pipelines.js";
+import { quantize } from "./quantize.js";
 
 /** Rows lo .. lo+rows of a [rows, cols] matrix, uploaded as one buffer. */
 export interface MatrixPart {
@@ -13,6 +14,8 @@ export interface MatrixPart {
 }
 
 export interface GpuLayerWeights {
+  /** q8 / q4: the per-group scales of wQkvg, wOut, w12, w3 (quantize.ts). */
+  scales?: { qkvg: GPUBuffer; out: GPUBuffer; w12: GPUBuffer; w3: GPUBuffer };
   wQkvg: GPUBuffer; // [q; k_gate; v; g] rows: [2dk + 2d, d]
   bQkvg: GPUBuffer; // zeros, then g_proj.bias
   conv: GPUBuffer; // [d, 4]
@@ -27,8 +30,10 @@ export interface GpuLayerWeights {
 }
 
 export interface GpuWeights {
-  /** How the matrices (projections, embedding, head) are stored; everything else is f32. */
+  /** How the layers' projection matrices are stored; norms, biases, conv and aug_balance are f32. */
   wtype: WeightType;
+  /** How the embedding and the head are stored: f16 with f16 weights, else f32 (not quantized). */
+  tableType: "f32" | "f16";
   embed: MatrixPart[];
   head: MatrixPart[];
   finalNorm: { w: GPUBuffer; b: GPUBuffer };
@@ -55,9 +60,9 @@ export function interleavePairs(a: Float32Array, b: Float32Array, rows: number, 
   return out;
 }
 
-function uploadU16(device: GPUDevice, data: Uint16Array, label: string): GPUBuffer {
+function uploadRaw(device: GPUDevice, data: Uint16Array | Uint32Array, label: string): GPUBuffer {
   const b = device.createBuffer({ size: Math.max(16, Math.ceil(data.byteLength / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, mappedAtCreation: true, label });
-  new Uint16Array(b.getMappedRange(), 0, data.length).set(data);
+  new Uint8Array(b.getMappedRange(), 0, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   b.unmap();
   return b;
 }
@@ -79,23 +84,32 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
     bytes += a.byteLength;
     return b;
   };
-  /** A matrix, in the weight type. */
-  const upM = (a: Float32Array, label: string) => {
-    if (wtype === "f32") return up(a, label);
-    const h = toF16(a);
-    const b = uploadU16(device, h, label);
+  const upRaw = (data: Uint16Array | Uint32Array, label: string) => {
+    const b = uploadRaw(device, data, label);
     owned.push(b);
-    bytes += h.byteLength;
+    bytes += data.byteLength;
     return b;
+  };
+  const tableType = wtype === "f16" ? "f16" : "f32";
+  /** The embedding or head, f16 or f32. */
+  const upT = (a: Float32Array, label: string) => (tableType === "f16" ? upRaw(toF16(a), label) : up(a, label));
+  /** A projection matrix [rows, K] in the weight type; the scales go to `scales[key]` for q8 / q4. */
+  const scalesOf: Record<string, GPUBuffer> = {};
+  const upM = (a: Float32Array, rows: number, K: number, key: string, label: string) => {
+    if (wtype === "f32") return up(a, label);
+    if (wtype === "f16") return upRaw(toF16(a), label);
+    const q = quantize(a, rows, K, wtype);
+    scalesOf[key] = up(q.scales, label + ".scales");
+    return upRaw(q.data, label);
   };
   const zeros = (n: number, label: string) => up(new Float32Array(n), label);
   const ones = (n: number, label: string) => up(new Float32Array(n).fill(1), label);
   const splitRows = (m: Float32Array, rows: number, cols: number, label: string): MatrixPart[] => {
-    const per = Math.max(1, Math.floor(maxBinding / (cols * (wtype === "f32" ? 4 : 2))));
+    const per = Math.max(1, Math.floor(maxBinding / (cols * (tableType === "f32" ? 4 : 2))));
     const parts: MatrixPart[] = [];
     for (let lo = 0; lo < rows; lo += per) {
       const n = Math.min(per, rows - lo);
-      parts.push({ buffer: upM(m.subarray(lo * cols, (lo + n) * cols), `${label}[${lo}]`), lo, rows: n });
+      parts.push({ buffer: upT(m.subarray(lo * cols, (lo + n) * cols), `${label}[${lo}]`), lo, rows: n });
     }
     return parts;
   };
@@ -120,15 +134,21 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
       const l2 = await read("l2");
       const b1 = c.bias ? await read("l1_bias") : new Float32Array(glu);
       const b2 = c.bias ? await read("l2_bias") : new Float32Array(glu);
+      const np = 2 * dk + 2 * d;
+      const wQkvg = upM(qkvg, np, d, "qkvg", `L${l}.qkvg`);
+      const wOut = upM(await read("out_proj"), d, d, "out", `L${l}.out`);
+      const w12 = upM(interleavePairs(l1, l2, glu, d), 2 * glu, d, "w12", `L${l}.w12`);
+      const w3 = upM(await read("l3"), d, glu, "w3", `L${l}.w3`);
       layers.push({
-        wQkvg: upM(qkvg, `L${l}.qkvg`),
+        scales: wtype === "q8" || wtype === "q4" ? { qkvg: scalesOf.qkvg, out: scalesOf.out, w12: scalesOf.w12, w3: scalesOf.w3 } : undefined,
+        wQkvg,
         bQkvg: up(bq, `L${l}.bqkvg`),
         conv: up(await read("conv1d"), `L${l}.conv`),
         waug: up(await read("aug_balance"), `L${l}.aug`),
-        wOut: upM(await read("out_proj"), `L${l}.out`),
-        w12: upM(interleavePairs(l1, l2, glu, d), `L${l}.w12`),
+        wOut,
+        w12,
         b12: up(interleavePairs(b1, b2, glu, 1), `L${l}.b12`),
-        w3: upM(await read("l3"), `L${l}.w3`),
+        w3,
         b3: c.bias ? up(await read("l3_bias"), `L${l}.b3`) : zeros(d, `L${l}.b3`),
         tokenNorm: await norm(name("token_norm_weight"), name("token_norm_bias"), `L${l}.tn`),
         channelNorm: await norm(name("channel_norm_weight"), name("channel_norm_bias"), `L${l}.cn`),
@@ -138,7 +158,7 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
     const head = source.tiedHead ? embed : splitRows(await source.read(LM_HEAD), c.vocabSize, d, "head");
     const finalNorm = await norm(FINAL_NORM_WEIGHT, FINAL_NORM_BIAS, "final");
     const zeroBias = zeros(Math.max(c.vocabSize, 2 * dk + 2 * d, 2 * glu), "zero bias");
-    return { wtype, embed, head, finalNorm, zeroBias, layers, bytes, destroy: () => owned.forEach((b) => b.destroy()) };
+    return { wtype, tableType, embed, head, finalNorm, zeroBias, layers, bytes, destroy: () => owned.forEach((b) => b.destroy()) };
   } catch (e) {
     owned.forEach((b) => b.destroy());
     throw e;

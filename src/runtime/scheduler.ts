@@ -4,6 +4,9 @@ import { prefillMs, type CostTable } from "./costs.js";
 
 export type DeviceChoice = "auto" | EngineKind;
 
+/** How far one observed time moves a cost estimate (see Scheduler.observe). */
+const ADAPT = 0.3;
+
 export interface SchedulerPolicy {
   prefill: DeviceChoice;
   decode: DeviceChoice;
@@ -43,14 +46,19 @@ export class Scheduler {
   private readonly queues = new Map<EngineKind, Promise<unknown>>();
   private cpuLoading: Promise<Engine> | null = null;
 
+  /** The model's own copy of the costs (observe() refines it; the cached table stays as measured). */
+  readonly costs: CostTable | null;
+
   constructor(
     private readonly engines: Map<EngineKind, Engine>,
     readonly policy: SchedulerPolicy,
-    public costs: CostTable | null,
+    costs: CostTable | null,
     /** Makes a CPU engine when a GPU fails and none is loaded. */
     private readonly makeCpuEngine: () => Promise<Engine>,
     private readonly warn: (message: string) => void,
-  ) {}
+  ) {
+    this.costs = costs ? structuredClone(costs) : null;
+  }
 
   engine(kind: EngineKind): Engine {
     const e = this.engines.get(kind);
@@ -109,6 +117,28 @@ export class Scheduler {
       }
     }
     return best;
+  }
+
+  /**
+   * Folds a real call's time into the cost table, so that the choices follow
+   * the machine as it is now (another process taking the cores, a GPU
+   * clocking down) rather than as it was at calibration. A step updates the
+   * step time; a prefill rescales that engine's prefill curve by how far the
+   * curve was off. Each observation moves the estimate 30% of the way, so one
+   * outlier shifts it only part of the way. Engines not in use keep their estimate
+   * until they run again.
+   */
+  observe(kind: EngineKind, what: "step" | "prefill", tokens: number, ms: number): void {
+    const c = this.costs?.engines[kind];
+    if (!c || !(ms > 0)) return;
+    if (what === "step") {
+      c.stepMs = c.stepMs + ADAPT * (ms - c.stepMs);
+      return;
+    }
+    const predicted = prefillMs(c, tokens);
+    if (!(predicted > 0)) return;
+    const scale = 1 + ADAPT * (ms / predicted - 1);
+    c.prefill = c.prefill.map((p) => ({ tokens: p.tokens, ms: p.ms * scale }));
   }
 
   /** The CPU engine every failure falls back to: wasm when loaded, else the reference. */

@@ -105,9 +105,16 @@ export class StateSequence implements TokenSequence {
         const last = done + piece.length === tokens.length;
         logits = await sched.run(kind, async () => {
           const s = this.sessions.get(kind)!;
-          if (tokens.length === 1) return want === "none" ? (await s.step(piece[0]), null) : s.step(piece[0]);
-          const out = await s.prefill(piece, last ? want : "none");
-          return last && want !== "none" ? out[out.length - 1] : null;
+          // Timed inside the engine's queue: waiting for another session's call is not this engine's cost.
+          const t = now();
+          let out: Float32Array | null = null;
+          if (tokens.length === 1) out = await s.step(piece[0]);
+          else {
+            const all = await s.prefill(piece, last ? want : "none");
+            if (last && want !== "none") out = all[all.length - 1];
+          }
+          sched.observe(kind, tokens.length === 1 ? "step" : "prefill", piece.length, now() - t);
+          return out;
         });
         done += piece.length;
         this.consumed += piece.length;

@@ -20,6 +20,8 @@ import { crc32 } from "./checksum.js";
 const MAGIC = [0x4d, 0x45, 0x54, 0x41, 0x4c, 0x41, 0x00, 0x53]; // "METALA\0S"
 const VERSION = 1;
 const HEADER_BYTES = 56;
+/** Typed arrays use the host's byte order; where that is little-endian (all mainstream hosts) floats copy in bulk. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export interface SnapshotHeader {
   version: number;
@@ -50,7 +52,8 @@ export function encodeSnapshot(state: ModelState, config: MetalaConfig, fingerpr
   let off = HEADER_BYTES;
   for (const layer of state.layers)
     for (const arr of [layer.S, layer.conv]) {
-      for (let i = 0; i < arr.length; i++) view.setFloat32(off + 4 * i, arr[i], true);
+      if (LITTLE_ENDIAN) new Float32Array(bytes.buffer, off, arr.length).set(arr);
+      else for (let i = 0; i < arr.length; i++) view.setFloat32(off + 4 * i, arr[i], true);
       off += 4 * arr.length;
     }
   view.setUint32(off, crc32(bytes.subarray(0, off)), true);
@@ -104,8 +107,13 @@ export function decodeSnapshot(bytes: Uint8Array, config: MetalaConfig, fingerpr
   const convLen = 3 * h.hiddenSize;
   let off = HEADER_BYTES;
   const read = (len: number) => {
-    const a = new Float32Array(len);
-    for (let i = 0; i < len; i++) a[i] = view.getFloat32(off + 4 * i, true);
+    let a: Float32Array;
+    // slice() copies to a fresh, aligned buffer: the snapshot's own bytes may sit at any offset.
+    if (LITTLE_ENDIAN) a = new Float32Array(bytes.slice(off, off + 4 * len).buffer);
+    else {
+      a = new Float32Array(len);
+      for (let i = 0; i < len; i++) a[i] = view.getFloat32(off + 4 * i, true);
+    }
     off += 4 * len;
     return a;
   };
