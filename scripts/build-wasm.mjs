@@ -1,6 +1,6 @@
-// Builds the CPU engine's two WebAssembly modules from assembly/ with the
+// Builds the CPU engine's WebAssembly modules from assembly/ with the
 // targets of asconfig.json: SIMD128 (runs everywhere with wasm SIMD) and
-// relaxed SIMD (fused multiply-add, int8 dot products), picked at load by
+// relaxed SIMD (fused multiply-add in every float product), picked at load by
 // src/cpu/features.ts; each also without shared memory ("-single"), for
 // pages that are not cross-origin isolated. Output: dist/wasm/*.wasm.
 import { spawnSync } from "node:child_process";
