@@ -4,6 +4,8 @@ import { fileURLToPath } from "node:url";
 import type { Engine, EngineKind } from "../engine.js";
 import { MetalaError } from "../errors.js";
 import type { WeightSource } from "../model/source.js";
+import { probeDevices } from "../runtime/devices.js";
+import { createEngineOfKind } from "../runtime/engines.js";
 
 /** The package's root folder (dist/cli/ is two levels below it). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -43,9 +45,16 @@ export async function openModel(dir: string): Promise<WeightSource> {
   return openCheckpoint(dir);
 }
 
-/** The engine kind for a --device value; `auto` is the reference engine until the scheduler picks. */
-export function resolveDevice(device: Device): EngineKind {
-  return device === "auto" ? "reference" : device;
+/**
+ * The engine kind for a --device value. `auto` takes a hardware GPU for the
+ * parallel prefill when there is one and the CPU engine otherwise; it never
+ * picks a software adapter (SwiftShader), which is far slower than WASM.
+ */
+export async function resolveDevice(device: Device, role: "prefill" | "decode" = "prefill"): Promise<EngineKind> {
+  if (device !== "auto") return device;
+  const probe = await probeDevices();
+  if (role === "prefill" && probe.webgpu.available && !probe.webgpuIsSoftware) return "webgpu";
+  return probe.wasm ? "wasm" : "reference";
 }
 
 /**
@@ -64,21 +73,7 @@ export async function importOptional<T>(specifier: string): Promise<T | undefine
   }
 }
 
-type EngineFactory = (source: WeightSource, options: { dtype: Dtype; threads?: number }) => Promise<Engine>;
-
-const ENGINE_MODULES: Record<EngineKind, { module: string; factory: string }> = {
-  reference: { module: "../reference/engine.js", factory: "createReferenceEngine" },
-  wasm: { module: "../cpu/engine.js", factory: "createWasmEngine" },
-  webgpu: { module: "../gpu/engine.js", factory: "createWebGpuEngine" },
-};
-
-/** Loads `source` into the engine of the given kind, imported on demand so a missing engine costs nothing until asked for. */
-export async function createEngine(kind: EngineKind, source: WeightSource, options: { dtype: Dtype; threads?: number }): Promise<Engine> {
-  if (kind === "reference" && options.dtype !== "f32")
-    throw new MetalaError("usage", `--dtype ${options.dtype}: the reference engine runs f32 only; use --device wasm or webgpu`);
-  const { module, factory } = ENGINE_MODULES[kind];
-  const mod = await importOptional<Record<string, unknown>>(module);
-  const create = mod?.[factory];
-  if (typeof create !== "function") throw new MetalaError("device", `engine "${kind}" is not available in this build`);
-  return (create as EngineFactory)(source, options);
+/** Loads `source` into the engine of the given kind (imported on demand: a missing engine costs nothing until asked for). */
+export function createEngine(kind: EngineKind, source: WeightSource, options: { dtype: Dtype; threads?: number }): Promise<Engine> {
+  return createEngineOfKind(kind, source, options);
 }

@@ -203,7 +203,7 @@ export async function main(args: string[]): Promise<void> {
     const prefillTokens = intFlag(flags["prefill-tokens"] as string | undefined, "prefill-tokens", 0, tokens.length, tokens.length);
     const defaultChunk = Math.max(1, Math.min(MAX_CHUNK, Math.floor(LOGITS_BUDGET / source.config.vocabSize)));
     const chunkTokens = intFlag(flags["chunk-tokens"] as string | undefined, "chunk-tokens", 1, 1 << 20, defaultChunk);
-    const plan: Plan = { prefillKind: resolveDevice(prefillDevice), decodeKind: resolveDevice(decodeDevice), prefillTokens, chunkTokens, dtype, threads };
+    const plan: Plan = { prefillKind: await resolveDevice(prefillDevice, "prefill"), decodeKind: await resolveDevice(decodeDevice, "decode"), prefillTokens, chunkTokens, dtype, threads };
 
     if (typeof flags["dump-logits"] === "string") dump = await LogitsDump.create(flags["dump-logits"]);
     const t0 = performance.now();

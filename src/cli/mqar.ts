@@ -99,7 +99,7 @@ export async function main(args: string[]): Promise<void> {
   const source = await openModel(resolveModelDir(modelDir));
   let engine;
   try {
-    engine = await createEngine(resolveDevice(device), source, { dtype, threads });
+    engine = await createEngine(await resolveDevice(device, "decode"), source, { dtype, threads });
   } catch (e) {
     await source.close();
     throw e;

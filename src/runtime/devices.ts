@@ -49,8 +49,10 @@ let probe: Promise<DeviceProbe> | null = null;
 /** The devices of this process (memoised: adapters do not come and go within a run). */
 export function probeDevices(): Promise<DeviceProbe> {
   probe ??= (async () => {
-    const gpuMod = await importEngineModule("../gpu/device.js");
-    const webgpuInfo = gpuMod?.webgpuInfo as (() => Promise<WebGpuInfo>) | undefined;
+    // In Node the adapter search runs in a child process (see gpu/probe-isolated.ts); browsers have no such noise.
+    const isNode = typeof process !== "undefined" && !!process.versions?.node;
+    const gpuMod = await importEngineModule(isNode ? "../gpu/probe-isolated.js" : "../gpu/device.js");
+    const webgpuInfo = (isNode ? gpuMod?.webgpuInfoIsolated : gpuMod?.webgpuInfo) as (() => Promise<WebGpuInfo>) | undefined;
     const webgpu: WebGpuInfo = webgpuInfo ? await webgpuInfo() : { available: false, reason: "this build has no WebGPU engine" };
     const cpuMod = await importEngineModule("../cpu/engine.js");
     const wasmFeatures = cpuMod?.wasmFeatures as (() => Record<string, unknown> | Promise<Record<string, unknown>>) | undefined;
