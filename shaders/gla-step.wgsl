@@ -16,19 +16,6 @@ var<workgroup> alpha: array<f32, K>;
 var<workgroup> key: array<f32, K>;
 var<workgroup> qs: array<f32, K>;
 var<workgroup> ov: array<f32, V>;
-var<workgroup> red: array<f32, NT>;
-
-fn sum_all(x: f32, tid: u32) -> f32 {
-  red[tid] = x;
-  workgroupBarrier();
-  for (var s = NT / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] += red[tid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {

@@ -14,19 +14,6 @@ struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 
 const NT: u32 = 256u;
-var<workgroup> red: array<f32, NT>;
-
-fn sum_all(x: f32, tid: u32) -> f32 {
-  red[tid] = x;
-  workgroupBarrier();
-  for (var s = NT / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] += red[tid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {

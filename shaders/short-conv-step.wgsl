@@ -12,19 +12,6 @@
 @group(0) @binding(5) var<storage, read_write> Cv: array<f32>;
 
 const NT: u32 = 256u;
-var<workgroup> red: array<f32, NT>;
-
-fn sum_all(x: f32, tid: u32) -> f32 {
-  red[tid] = x;
-  workgroupBarrier();
-  for (var s = NT / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) { red[tid] += red[tid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32) {

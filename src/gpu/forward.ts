@@ -97,19 +97,19 @@ export class GpuForward {
     );
     const layers = await Promise.all(
       w.layers.map(async (lw, l): Promise<LayerOps> => ({
-        tokenNorm: await makeDispatch(p, ["norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.tokenNorm.w, lw.tokenNorm.b, XN], rowsGrid),
+        tokenNorm: await makeDispatch(p, ["reduce.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.tokenNorm.w, lw.tokenNorm.b, XN], rowsGrid),
         conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d }, ["uniform", "read", "read", "read", "rw"], [dims, XN, lw.conv, state[l].conv, CV], (T) => [cdiv(d, 64), T]),
         convState: await makeDispatch(p, ["short-conv-state.wgsl"], { D: d }, ["uniform", "read", "rw"], [dims, XN, state[l].conv], () => [cdiv(d, 64)]),
-        convStep: await makeDispatch(p, ["math.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, state[l].conv, CV], () => [1]),
+        convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, state[l].conv, CV], () => [1]),
         qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg }, tiles, w.wtype),
         gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug }),
         out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out }, tiles, w.wtype),
-        channelNorm: await makeDispatch(p, ["norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.channelNorm.w, lw.channelNorm.b, XN], rowsGrid),
+        channelNorm: await makeDispatch(p, ["reduce.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.channelNorm.w, lw.channelNorm.b, XN], rowsGrid),
         glu: await GemmOp.create(p, { N: 2 * glu, K: d, lda: d, ldc: glu }, "glu", c.gluAct, { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh, scales: lw.scales?.w12 }, tiles, w.wtype),
         down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3 }, tiles, w.wtype),
       })),
     );
-    const finalNorm = await makeDispatch(p, ["norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [headDims, X, w.finalNorm.w, w.finalNorm.b, HN], rowsGrid);
+    const finalNorm = await makeDispatch(p, ["reduce.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [headDims, X, w.finalNorm.w, w.finalNorm.b, HN], rowsGrid);
     const headOps = await Promise.all(
       w.head.map((part) => GemmOp.create(p, { N: part.rows, K: d, lda: d, ldc: V, cOff: part.lo }, "store", c.gluAct, { rows: headDims, A: HN, W: part.buffer, bias: w.zeroBias, C: logits }, tiles, w.tableType)),
     );

@@ -48,7 +48,7 @@ export class GlaOp {
     ]);
     const step = await makeDispatch(
       p,
-      ["math.wgsl", "gla-step.wgsl"],
+      ["math.wgsl", "reduce.wgsl", "gla-step.wgsl"],
       { H: m.H, K: m.K, V: m.V, DK: m.DK, D: m.D, NP: m.NP, Q_OFF: m.Q_OFF, A_OFF: m.A_OFF, V_OFF: m.V_OFF, G_OFF: m.G_OFF, SCALE: m.SCALE },
       ["read", "read", "rw", "rw"],
       [b.P, b.waug, b.S, b.O],
