@@ -18,9 +18,17 @@ import { dequantizeRows } from "./matvec";
   store<f32>(p + (<usize>i << 2), <f32>v);
 }
 
+// The transcendentals run in f32 (musl's expf and friends): twice as fast
+// as f64 and far inside the 1e-4 logit tolerance, and the element-wise ops
+// are a tenth of a quantized decode step.
+// @ts-ignore: decorator
+@inline function exp(x: f64): f64 {
+  return <f64>Mathf.exp(<f32>x);
+}
+
 function sigmoid(x: f64): f64 {
-  if (x >= 0) return 1 / (1 + Math.exp(-x));
-  const e = Math.exp(x);
+  if (x >= 0) return 1 / (1 + exp(-x));
+  const e = exp(x);
   return e / (1 + e);
 }
 
@@ -32,12 +40,12 @@ function silu(x: f64): f64 {
 function erf(x: f64): f64 {
   const ax = Math.abs(x);
   const t = 1 / (1 + 0.3275911 * ax);
-  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-ax * ax);
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-ax * ax);
   return x < 0 ? -y : y;
 }
 
 function elu(x: f64): f64 {
-  return x > 0 ? x : Math.expm1(x);
+  return x > 0 ? x : <f64>Mathf.expm1(<f32>x);
 }
 
 // glu_act codes; src/cpu/layer-plan.ts maps the config names to these.
@@ -130,9 +138,9 @@ export function shortConvStep(state: usize, x: usize, weight: usize, out: usize,
 @inline function decayKeyRange(ar: usize, kr: usize, i0: i32, i1: i32): void {
   for (let i = i0; i < i1; i++) {
     const x = <f64>f(ar, i);
-    const gk = (min(x, 0) - Math.log1p(Math.exp(-Math.abs(x)))) / 16;
-    put(ar, i, Math.exp(gk));
-    put(kr, i, -Math.expm1(gk));
+    const gk = <f32>((min(x, 0) - <f64>Mathf.log1p(<f32>exp(-Math.abs(x)))) / 16);
+    put(ar, i, Mathf.exp(gk));
+    put(kr, i, -Mathf.expm1(gk));
   }
 }
 
