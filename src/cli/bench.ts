@@ -13,9 +13,9 @@ import type { Engine } from "../engine.js";
 import { MetalaError } from "../errors.js";
 import type { WeightSource } from "../model/source.js";
 import { choiceFlag, intFlag, parseFlags } from "./args.js";
+import { DTYPES, type Dtype } from "./common.js";
 
-const DTYPES = ["f32", "f16", "q8", "q4"] as const;
-type BenchDType = (typeof DTYPES)[number];
+type BenchDType = Dtype;
 
 /** What bench needs from an engine beyond the Engine interface. */
 export interface BenchTarget {

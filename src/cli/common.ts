@@ -15,7 +15,7 @@ export const DEFAULT_MODEL_DIR = join(PACKAGE_ROOT, "models", "metala-brown");
 
 export const DEVICES = ["reference", "wasm", "webgpu", "auto"] as const;
 export type Device = (typeof DEVICES)[number];
-export const DTYPES = ["f32", "q8", "q4"] as const;
+export const DTYPES = ["f32", "f16", "q8", "q4"] as const;
 export type Dtype = (typeof DTYPES)[number];
 
 /** The model folder for --model, or the embedded one; checked to exist so that later errors are about its contents. */

@@ -5,14 +5,16 @@ import { importOptional, PACKAGE_ROOT } from "./common.js";
 
 /** Each command lives in ./<name>.js and exports main(args). */
 const COMMANDS: Record<string, string> = {
-  generate: `metala generate [--model DIR] --prompt TEXT [--max-tokens N]
-                [--temperature T --top-k K --top-p P --seed S]
-                [--device auto|wasm|webgpu] [--dtype f32|q8|q4]
+  generate: `metala generate [--model DIR] (--prompt TEXT | --tokens 1,2,3) [--max-tokens N]
+                [--temperature T --top-k K --top-p P --min-p M --repetition-penalty R --seed S]
+                [--stop STR]... [--ignore-eos]
+                [--device auto|reference|wasm|webgpu] [--prefill-device D --decode-device D]
+                [--dtype f32|f16|q8|q4] [--threads N] [--json]
     Continue a prompt.`,
   eval: `metala eval [--model DIR] (--tokens 1,2,3 | --text TEXT | --file F)
             [--device reference|wasm|webgpu|auto]
             [--prefill-device D --decode-device D --prefill-tokens N]
-            [--dtype f32|q8|q4] [--threads N] [--chunk-tokens N]
+            [--dtype f32|f16|q8|q4] [--threads N] [--chunk-tokens N]
             [--dump-logits OUT.json] [--json]
     Log-likelihood of a token sequence: mean negative log-likelihood (nats per
     token) and perplexity. --prefill-tokens N runs the first N tokens through

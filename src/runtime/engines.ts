@@ -3,7 +3,7 @@ import { MetalaError } from "../errors.js";
 import type { WeightSource } from "../model/source.js";
 import { importEngineModule } from "./devices.js";
 
-export type WeightDtype = "f32" | "q8" | "q4";
+export type WeightDtype = "f32" | "f16" | "q8" | "q4";
 
 export interface EngineOptions {
   dtype: WeightDtype;
