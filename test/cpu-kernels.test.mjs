@@ -149,6 +149,43 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
       close(Y.subarray(t * ldy, t * ldy + rows), expected, 1e-5, `matMat ${dtype} token ${t}`);
     }
   });
+
+  if (dtype === "q8" || dtype === "q4")
+    test(`matMat (${dtype}) on integers (INT_INPUT) = reference matVec per token, within the tokens' i16 rounding`, () => {
+      // rows and tokens not multiples of the 4x4 tile, so the tails run too
+      const rows = 22, cols = 96, T = 5, INT_INPUT = 16;
+      const W = uniform(rand, rows * cols, 1);
+      const wp = storeMatrix(dtype, W, rows, cols);
+      const deq = alloc(4 * rows * cols);
+      k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
+      const D = get(deq, rows * cols);
+      const X = f64(T * cols);
+      const xp = put(X);
+      const ldy = rows + 3;
+      const yp = alloc(4 * T * ldy);
+      const scratch = alloc(2 * Number(k.intScratchBytes(T, cols)));
+      k.matMat(FMT[dtype] | INT_INPUT, wp, xp, yp, cols, ldy, T, 0, scratch, 0, 9, 0);
+      k.matMat(FMT[dtype] | INT_INPUT, wp, xp, yp, cols, ldy, T, 0, scratch, 9, rows, 1);
+      const Y = get(yp, T * ldy);
+      for (let t = 0; t < T; t++) {
+        const x = X.subarray(t * cols, (t + 1) * cols);
+        const expected = ref.matVec(new Float32Array(D), rows, cols, x);
+        for (let r = 0; r < rows; r++) {
+          // each token element is rounded to a step of (its block's max |x|) / 32767: at most half a step off
+          let bound = 1e-5 * (1 + Math.abs(expected[r]));
+          for (let b = 0; b < cols; b += 32) {
+            let m = 0, wsum = 0;
+            for (let i = b; i < b + 32; i++) {
+              m = Math.max(m, Math.abs(x[i]));
+              wsum += Math.abs(D[r * cols + i]);
+            }
+            bound += (m / 32767 / 2) * wsum;
+          }
+          const got = Y[t * ldy + r];
+          assert.ok(Math.abs(got - expected[r]) <= bound, `${dtype} int token ${t} row ${r}: ${got} vs ${expected[r]} (bound ${bound})`);
+        }
+      }
+    });
 }
 
 test("rmsNorm and layerNorm = reference", () => {

@@ -18,6 +18,15 @@ const MATVEC: Record<string, ParallelKernel> = { f32: "matVecF32", f16: "matVecF
 /** Tokens per prefill chunk: enough that re-reading the weights per chunk costs little next to the arithmetic. */
 export const CHUNK = 128;
 
+/** Added to a Q8/Q4 format for matMat: multiply on integers, the tokens quantized to i16 (INT_INPUT in assembly/matmat.ts). */
+const INT_INPUT = 16;
+
+/** matMat's per-thread scratch: 4 rows as f32, or for INT_INPUT intScratchBytes of assembly/matmat.ts. */
+function matMatScratchBytes(T: number, cols: number): number {
+  const intPath = T * cols * 2 + ((T * (cols / 32) * 4 + 15) & ~15) + cols * 8 + cols / 2 + cols * 2;
+  return Math.max(16 * cols, intPath);
+}
+
 export interface Activations {
   // one token
   x: number;
@@ -61,7 +70,7 @@ export function planActivations(c: MetalaConfig, threads: number, arena: Arena):
     xq: arena.alloc(inputBytes(maxCols)), logits: f(c.vocabSize),
     X: f(CHUNK * d), XN: f(CHUNK * d), C: f(CHUNK * d), P: f(CHUNK * p), K: f(CHUNK * c.keyDim), O: f(CHUNK * d),
     Hh: f(CHUNK * 2 * c.gluDim), U: f(CHUNK * c.gluDim), LOGITS: f(CHUNK * c.vocabSize),
-    scratch: arena.alloc(threads * 16 * maxCols), probe: arena.alloc(threads * 16),
+    scratch: arena.alloc(threads * matMatScratchBytes(CHUNK, maxCols)), probe: arena.alloc(threads * 16),
   };
 }
 
@@ -103,7 +112,8 @@ export class Forward {
 
   /** Y (+)= X m^T for T tokens; Y rows are ldy floats apart. */
   private matMat(m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean): void {
-    this.pool.run("matMat", m.rows, 4, [m.fmt, m.ptr, X, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch]);
+    const fmt = m.dtype === "q8" || m.dtype === "q4" ? m.fmt | INT_INPUT : m.fmt;
+    this.pool.run("matMat", m.rows, 4, [fmt, m.ptr, X, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch]);
   }
 
   /**
