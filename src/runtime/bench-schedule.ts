@@ -36,7 +36,7 @@ export interface ScheduleBenchOptions {
   /** A forced path is not run at longer prompts once one of its runs took longer than this. */
   budgetMs: number;
   dtype: string;
-  /** Timed runs per (path, length); the fastest counts. Whichever path runs first otherwise pays the JIT's warm-up (measured: 20-40% on short prompts). */
+  /** Timed runs per (path, length), taken in turns with the other paths; the fastest counts. */
   repeats?: number;
   onRow?: (row: ScheduleRow) => void;
 }
@@ -66,22 +66,31 @@ export async function benchSchedule(source: WeightSource, engines: Engine[], o: 
   const costs = engines.length > 1 ? await calibratedCosts(engines, fingerprint, o.dtype, null) : null;
   const rows: ScheduleRow[] = [];
   const overBudget = new Set<string>();
-  for (const path of schedulePaths(engines.map((e) => e.kind))) {
-    const model = new Model({ config: source.config, engines, tokenizer: null, fingerprint, policy: path, costs });
-    for (const T of o.lengths) {
-      if (overBudget.has(path.name)) break;
-      const prompt = probeTokens(T, source.config.vocabSize);
-      // One warm-up at the shortest length pays one-off compilation outside the timings.
-      if (T === o.lengths[0]) await model.generateText(prompt, { maxNewTokens: 2, ignoreEos: true });
-      let total = Infinity;
-      let r: Awaited<ReturnType<Model["generateText"]>> | undefined;
-      for (let i = 0; i < (o.repeats ?? 3); i++) {
+  // The engines are shared by every path's Model: only the sessions differ.
+  const paths = schedulePaths(engines.map((e) => e.kind)).map((path) => ({
+    path,
+    model: new Model({ config: source.config, engines, tokenizer: null, fingerprint, policy: path, costs }),
+  }));
+  // Paths take turns at each length and each run is repeated: a process gets
+  // slower or faster over time (JIT warm-up, heap growth), and running one
+  // path after another measured that drift instead of the paths (20-40%).
+  for (const T of o.lengths) {
+    const prompt = probeTokens(T, source.config.vocabSize);
+    const best = new Map<string, { ms: number; run: Awaited<ReturnType<Model["generateText"]>> }>();
+    for (let i = 0; i < (o.repeats ?? 3); i++)
+      for (const { path, model } of paths) {
+        if (overBudget.has(path.name)) continue;
+        // One warm-up at the shortest length pays one-off compilation outside the timings.
+        if (T === o.lengths[0] && i === 0) await model.generateText(prompt, { maxNewTokens: 2, ignoreEos: true });
         const t0 = now();
         const run = await model.generateText(prompt, { maxNewTokens: o.decodeTokens, ignoreEos: true });
         const ms = now() - t0;
-        if (ms < total) [total, r] = [ms, run];
+        if (ms < (best.get(path.name)?.ms ?? Infinity)) best.set(path.name, { ms, run });
       }
-      const s = r!.stats;
+    for (const { path } of paths) {
+      const b = best.get(path.name);
+      if (!b) continue;
+      const s = b.run.stats;
       const row: ScheduleRow = {
         path: path.name,
         promptTokens: T,
@@ -89,13 +98,12 @@ export async function benchSchedule(source: WeightSource, engines: Engine[], o: 
         decodeEngine: s.decodeEngines.join("+"),
         timeToFirstTokenMs: s.timeToFirstTokenMs,
         decodeTokensPerS: s.decodeMs > 0 ? ((s.generatedTokens - 1) * 1000) / s.decodeMs : 0,
-        totalMs: total,
+        totalMs: b.ms,
       };
       rows.push(row);
       o.onRow?.(row);
-      if (path.name !== "auto" && total > o.budgetMs) overBudget.add(path.name);
+      if (path.name !== "auto" && b.ms > o.budgetMs) overBudget.add(path.name);
     }
-    // The engines are shared by every path's Model: only the sessions go.
   }
   return { costs, rows };
 }
