@@ -1,28 +1,10 @@
 // The one-token form of gemm.wgsl (decode steps): C[n] (op)= A[0, :] . W[n, :] + bias[n].
-// Same bindings, parameters and epilogues as gemm.wgsl (W from weights-*.wgsl). A matrix-vector
+// Same bindings and parameters (gemm-io.wgsl) and epilogues as gemm.wgsl (W from weights-*.wgsl). A matrix-vector
 // product is bound by reading W once, so the layout favours streaming:
 // 32 threads per output row read it as consecutive vec4s, and the partial
 // sums meet in workgroup memory. RB rows per workgroup (a multiple of 4, so
 // that a gated-unit group [l1 r, l1 r+1, l2 r, l2 r+1] stays in one workgroup).
 // Host constants: RB; EPILOGUE as in gemm.wgsl; fn glu_act.
-
-struct Params {
-  N: u32,
-  K: u32,
-  lda: u32,
-  ldc: u32,
-  a_off: u32,
-  c_off: u32,
-  w_off: u32,
-  b_off: u32,
-}
-struct Rows { M: u32 }
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<uniform> rows: Rows;
-@group(0) @binding(2) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> C: array<f32>;
 
 const LANES: u32 = 32u;
 var<workgroup> part: array<f32, RB * LANES>;

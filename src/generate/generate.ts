@@ -81,19 +81,14 @@ function checkAbort(signal: AbortSignal | undefined): void {
  * One generation request, streamed: iterate it for pieces (once), then read
  * `result`. Without a decoder it is token-level (every piece's text is "").
  */
-export class Generation implements AsyncIterable<GenerationPiece> {
+/**
+ * What every streamed generation shares, in process or in a worker: it is
+ * iterated once, and its result is readable once iteration has ended.
+ * Subclasses produce the pieces in `stream()` and set `finished`.
+ */
+export abstract class StreamedGeneration implements AsyncIterable<GenerationPiece> {
   private started = false;
-  private finished: GenerationResult | null = null;
-
-  constructor(
-    private readonly seq: TokenSequence,
-    private readonly prompt: readonly number[],
-    private readonly options: GenerateOptions,
-    private readonly eosTokenId: number | null,
-    private readonly decoder: DecodeStream | null,
-    /** Marks the sequence busy while the generation runs. */
-    private readonly guard: { enter(): void; exit(): void } = { enter() {}, exit() {} },
-  ) {}
+  protected finished: GenerationResult | null = null;
 
   /** The result, once iteration has ended normally. */
   get result(): GenerationResult {
@@ -110,6 +105,26 @@ export class Generation implements AsyncIterable<GenerationPiece> {
   async *[Symbol.asyncIterator](): AsyncIterator<GenerationPiece> {
     if (this.started) throw new MetalaError("usage", "a generation can be iterated only once");
     this.started = true;
+    yield* this.stream();
+  }
+
+  protected abstract stream(): AsyncGenerator<GenerationPiece>;
+}
+
+export class Generation extends StreamedGeneration {
+  constructor(
+    private readonly seq: TokenSequence,
+    private readonly prompt: readonly number[],
+    private readonly options: GenerateOptions,
+    private readonly eosTokenId: number | null,
+    private readonly decoder: DecodeStream | null,
+    /** Marks the sequence busy while the generation runs. */
+    private readonly guard: { enter(): void; exit(): void } = { enter() {}, exit() {} },
+  ) {
+    super();
+  }
+
+  protected async *stream(): AsyncGenerator<GenerationPiece> {
     this.guard.enter();
     try {
       yield* this.run();

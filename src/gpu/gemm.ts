@@ -51,7 +51,7 @@ export function gemmBindings(wtype: WeightType): BindingKind[] {
 
 export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32") {
   return {
-    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemm.wgsl"],
+    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemm-io.wgsl", "gemm.wgsl"],
     defs: { ...tile, EPILOGUE: EPILOGUE_CODE[epilogue] },
     extra: gluActSource(act),
     bindings: gemmBindings(wtype),
@@ -63,7 +63,7 @@ export const GEMV_ROWS = 8;
 
 export function gemvSpec(epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32") {
   return {
-    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemv.wgsl"],
+    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemm-io.wgsl", "gemv.wgsl"],
     defs: { RB: GEMV_ROWS, EPILOGUE: EPILOGUE_CODE[epilogue] },
     extra: gluActSource(act),
     bindings: gemmBindings(wtype),

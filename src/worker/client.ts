@@ -6,7 +6,7 @@
  * run.
  */
 import { MetalaError, type ErrorKind } from "../errors.js";
-import type { GenerationPiece, GenerationResult } from "../generate/generate.js";
+import { StreamedGeneration, type GenerationPiece, type GenerationResult } from "../generate/generate.js";
 import type { Prompt, SessionGenerateOptions } from "../runtime/model.js";
 import { spawnWorker, type Endpoint } from "./endpoint.js";
 import type { LoadProgressEvent, ModelCacheChoice, Outgoing, Reply, WireError, WorkerLoadOptions, WorkerModelInfo, WorkerModelSource } from "./protocol.js";
@@ -130,30 +130,17 @@ class Connection {
  * call complete() for the whole result. Leaving the loop early, or the
  * options' AbortSignal, stops the worker's generation.
  */
-export class WorkerGeneration implements AsyncIterable<GenerationPiece> {
-  private started = false;
-  private finished: GenerationResult | null = null;
-
+export class WorkerGeneration extends StreamedGeneration {
   constructor(
     private readonly conn: Connection,
     private readonly session: number | null,
     private readonly prompt: Prompt,
     private readonly options: SessionGenerateOptions,
-  ) {}
-
-  get result(): GenerationResult {
-    if (!this.finished) throw new MetalaError("usage", "generation result read before the generation finished");
-    return this.finished;
+  ) {
+    super();
   }
 
-  async complete(): Promise<GenerationResult> {
-    for await (const _ of this);
-    return this.result;
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<GenerationPiece> {
-    if (this.started) throw new MetalaError("usage", "a generation can be iterated only once");
-    this.started = true;
+  protected async *stream(): AsyncGenerator<GenerationPiece> {
     const { signal, ...wire } = this.options;
     if (signal?.aborted) throw new MetalaError("aborted", "generation aborted");
     const queue: Reply[] = [];
