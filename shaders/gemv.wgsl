@@ -4,14 +4,18 @@
 // 32 threads per output row read it as consecutive vec4s, and the partial
 // sums meet in workgroup memory. RB rows per workgroup (a multiple of 4, so
 // that a gated-unit group [l1 r, l1 r+1, l2 r, l2 r+1] stays in one workgroup).
+// The input row comes through load_a (gemv-input.wgsl as stored, or
+// gemv-input-norm.wgsl normalised on the fly).
 // Host constants: RB; EPILOGUE as in gemm.wgsl; fn glu_act.
 
 const LANES: u32 = 32u;
+const NT: u32 = RB * LANES;
 var<workgroup> part: array<f32, RB * LANES>;
 var<workgroup> sums: array<f32, RB>;
 
-@compute @workgroup_size(RB * LANES)
+@compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+  prepare_a(tid);
   let lr = tid / LANES;
   let lane = tid % LANES;
   let n = wid.x * RB + lr;
@@ -20,7 +24,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   if (n < p.N) {
     let w0 = (p.w_off + n * p.K) / 4u;
     let a0 = p.a_off / 4u;
-    for (var k = lane; k < K4; k += LANES) { acc = fma(A[a0 + k], load_w(w0 + k), acc); }
+    for (var k = lane; k < K4; k += LANES) { acc = fma(load_a(a0 + k), load_w(w0 + k), acc); }
   }
   part[tid] = acc.x + acc.y + acc.z + acc.w;
   workgroupBarrier();

@@ -3,7 +3,9 @@
 //   U_c = sum_s (k_s * exp(b_last - b_s))^T v_s        [K, V]
 // every exponent <= 0. Workgroup = (chunk, head); the chunk's keys and
 // values are staged 16 tokens at a time.
-// Host constants: H, K, V, DK, NP (projection row stride), V_OFF (column of v).
+// The value columns may be split over VS workgroups (grid z, VW = V / VS
+// columns each), to keep a GPU busy when there are few (chunk, head) pairs.
+// Host constants: H, K, V, DK, NP (projection row stride), V_OFF (column of v), VS.
 
 struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 
@@ -14,15 +16,17 @@ struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 @group(0) @binding(4) var<storage, read_write> U: array<f32>;
 
 const NT: u32 = 256u;
-const EPT: u32 = (K * V + NT - 1u) / NT;
+const VW: u32 = V / VS;
+const EPT: u32 = (K * VW + NT - 1u) / NT;
 
 var<workgroup> kd: array<f32, 16u * K>;
-var<workgroup> vs: array<f32, 16u * V>;
+var<workgroup> vs: array<f32, 16u * VW>;
 
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = wid.x;
   let h = wid.y;
+  let v0 = wid.z * VW;
   let last = (c * 64u + 63u) * DK + h * K;
   var acc: array<f32, EPT>;
   for (var s0 = 0u; s0 < 64u; s0 += 16u) {
@@ -33,18 +37,18 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       let i = row * DK + h * K + k;
       kd[e] = Kk[i] * exp(B[last + k] - B[i]);
     }
-    for (var e = tid; e < 16u * V; e += NT) {
-      let row = c * 64u + s0 + e / V;
-      vs[e] = select(0.0, P[row * NP + V_OFF + h * V + e % V], row < dims.T);
+    for (var e = tid; e < 16u * VW; e += NT) {
+      let row = c * 64u + s0 + e / VW;
+      vs[e] = select(0.0, P[row * NP + V_OFF + h * V + v0 + e % VW], row < dims.T);
     }
     workgroupBarrier();
     for (var i = 0u; i < EPT; i++) {
       let e = tid + i * NT;
-      if (e < K * V) {
-        let k = e / V;
-        let v = e % V;
+      if (e < K * VW) {
+        let k = e / VW;
+        let v = e % VW;
         var a = acc[i];
-        for (var s = 0u; s < 16u; s++) { a = fma(kd[s * K + k], vs[s * V + v], a); }
+        for (var s = 0u; s < 16u; s++) { a = fma(kd[s * K + k], vs[s * VW + v], a); }
         acc[i] = a;
       }
     }
@@ -52,6 +56,6 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   }
   for (var i = 0u; i < EPT; i++) {
     let e = tid + i * NT;
-    if (e < K * V) { U[(c * H + h) * K * V + e] = acc[i]; }
+    if (e < K * VW) { U[(c * H + h) * K * V + (e / VW) * V + v0 + e % VW] = acc[i]; }
   }
 }

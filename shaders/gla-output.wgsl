@@ -12,7 +12,10 @@
 // A[r, 16g .. 16g+15] and the output columns g, g+4, g+8, ... of row r.
 // The key dims are taken 16 at a time (any K), staged in workgroup memory
 // with S0's matching rows; then A goes to workgroup memory and meets V.
-// Host constants: H, K, V, DK, D, NP, Q_OFF, V_OFF; SCALE: f32 = K^-0.5.
+// The value columns may be split over VS workgroups (grid z): each takes VW
+// = V / VS columns and computes the scores A itself, which keeps a GPU busy
+// when a short prompt has few (chunk, head) pairs.
+// Host constants: H, K, V, DK, D, NP, Q_OFF, V_OFF, VS; SCALE: f32 = K^-0.5.
 
 struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 
@@ -23,15 +26,16 @@ struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 @group(0) @binding(4) var<storage, read> S0: array<f32>;
 @group(0) @binding(5) var<storage, read_write> O: array<f32>;
 
-const VPT: u32 = (V + 3u) / 4u;
+const VW: u32 = V / VS;
+const VPT: u32 = (VW + 3u) / 4u;
 // Workgroup memory, one array carved per phase:
-//   keys phase: k [64][16] | b [64][16] | k rescaled for sub-chunks 1..3 [96][16] | S0 rows [16][V]
-//   values phase: A [64][64] | v [16][V]
+//   keys phase: k [64][16] | b [64][16] | k rescaled for sub-chunks 1..3 [96][16] | S0 rows [16][VW]
+//   values phase: A [64][64] | v [16][VW]
 const OFF_B: u32 = 1024u;
 const OFF_KH: u32 = 2048u;
 const OFF_S: u32 = 3584u;
 const OFF_V: u32 = 4096u;
-const SMEM: u32 = 4096u + 16u * V;
+const SMEM: u32 = 4096u + 16u * VW;
 var<workgroup> sm: array<f32, SMEM>;
 
 // Row offset of sub-chunk i's rescaled keys in the KH block (i = 1, 2, 3 hold 16, 32, 48 keys).
@@ -43,6 +47,7 @@ fn kh_base(i: u32) -> u32 {
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = wid.x;
   let h = wid.y;
+  let v0 = wid.z * VW;
   let r = tid / 4u;
   let g = tid % 4u;
   let row = c * 64u + r;
@@ -63,9 +68,9 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       sm[e] = select(0.0, Kk[i], ok);
       sm[OFF_B + e] = select(0.0, B[i], ok);
     }
-    for (var e = tid; e < 16u * V; e += 256u) {
-      let j = e / V;
-      sm[OFF_S + e] = select(0.0, S0[((c * H + h) * K + kb + j) * V + e % V], kb + j < K);
+    for (var e = tid; e < 16u * VW; e += 256u) {
+      let j = e / VW;
+      sm[OFF_S + e] = select(0.0, S0[((c * H + h) * K + kb + j) * V + v0 + e % VW], kb + j < K);
     }
     workgroupBarrier();
     // keys rescaled to each later sub-chunk's reference row
@@ -90,7 +95,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       let qe = SCALE * q[j] * exp(br[j]);
       for (var u = 0u; u < VPT; u++) {
         let col = g + 4u * u;
-        if (col < V) { o[u] = fma(qe, sm[OFF_S + j * V + col], o[u]); }
+        if (col < VW) { o[u] = fma(qe, sm[OFF_S + j * VW + col], o[u]); }
       }
     }
     // intra-chunk scores for keys 16g .. 16g+15
@@ -122,9 +127,9 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   for (var s = 0u; s < 16u; s++) { sm[r * 64u + g * 16u + s] = SCALE * a[s]; }
   for (var s0 = 0u; s0 < 64u; s0 += 16u) {
     workgroupBarrier();
-    for (var e = tid; e < 16u * V; e += 256u) {
-      let vrow = c * 64u + s0 + e / V;
-      sm[OFF_V + e] = select(0.0, P[vrow * NP + V_OFF + h * V + e % V], vrow < dims.T);
+    for (var e = tid; e < 16u * VW; e += 256u) {
+      let vrow = c * 64u + s0 + e / VW;
+      sm[OFF_V + e] = select(0.0, P[vrow * NP + V_OFF + h * V + v0 + e % VW], vrow < dims.T);
     }
     workgroupBarrier();
     if (s0 <= r) {
@@ -132,7 +137,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
         let w = sm[r * 64u + s0 + s];
         for (var u = 0u; u < VPT; u++) {
           let col = g + 4u * u;
-          if (col < V) { o[u] = fma(w, sm[OFF_V + s * V + col], o[u]); }
+          if (col < VW) { o[u] = fma(w, sm[OFF_V + s * VW + col], o[u]); }
         }
       }
     }
@@ -140,7 +145,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   if (live) {
     for (var u = 0u; u < VPT; u++) {
       let col = g + 4u * u;
-      if (col < V) { O[row * D + h * V + col] = o[u]; }
+      if (col < VW) { O[row * D + h * V + v0 + col] = o[u]; }
     }
   }
 }

@@ -16,6 +16,9 @@ var<workgroup> alpha: array<f32, K>;
 var<workgroup> key: array<f32, K>;
 var<workgroup> qs: array<f32, K>;
 var<workgroup> ov: array<f32, V>;
+const KP: u32 = max(1u, NT / V);
+const KS: u32 = (K + KP - 1u) / KP;
+var<workgroup> partial: array<f32, KP * V>;
 
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -30,17 +33,26 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     part += q * key[k] * waug[h * K + k];
   }
   let aug = sum_all(part, tid);  // its barriers also publish alpha, key, qs
-  var sum = 0.0;
-  for (var v = tid; v < V; v += NT) {
+  // KP threads share each value column, each running a slice of the K rows:
+  // the serial chain per thread is K / KP updates long
+  for (var j = tid; j < KP * V; j += NT) {
+    let v = j % V;
     let vv = P[V_OFF + h * V + v];
     var acc = 0.0;
-    for (var k = 0u; k < K; k++) {
+    for (var k = (j / V) * KS; k < min(K, (j / V + 1u) * KS); k++) {
       let i = (h * K + k) * V + v;
       let s = fma(alpha[k], S[i], key[k] * vv);
       S[i] = s;
       acc = fma(qs[k], s, acc);
     }
-    let o = SCALE * acc + sigmoid(aug * vv);
+    partial[j] = acc;
+  }
+  workgroupBarrier();
+  var sum = 0.0;
+  for (var v = tid; v < V; v += NT) {
+    var acc = 0.0;
+    for (var sl = 0u; sl < KP; sl++) { acc += partial[sl * V + v]; }
+    let o = SCALE * acc + sigmoid(aug * P[V_OFF + h * V + v]);
     ov[v] = o;
     sum += o;
   }

@@ -30,7 +30,16 @@ function erf(x) {
 const gelu = (x) => 0.5 * x * (1 + erf(x / Math.SQRT2));
 
 let pipelines;
-async function runGemm(ctx, { M, N, K, lda, epilogue, act = "silu", tile, C0, aOff = 0 }) {
+// The pre-norms in float64 (spec: simplermsnorm without weight, or LayerNorm with weight and bias).
+function refNorm(x, layernorm, w, b) {
+  const n = x.length;
+  const mean = layernorm ? x.reduce((s, v) => s + v, 0) / n : 0;
+  const v = x.reduce((s, e) => s + (e - mean) ** 2, 0) / n;
+  const inv = 1 / Math.sqrt(v + (layernorm ? 1e-5 : 1e-6));
+  return Float64Array.from(x, (e, i) => (layernorm ? (e - mean) * inv * w[i] + b[i] : e * inv));
+}
+
+async function runGemm(ctx, { M, N, K, lda, epilogue, act = "silu", tile, C0, aOff = 0, norm }) {
   const { device } = ctx;
   const p = (pipelines ??= new Pipelines(device));
   const A = randomArray(aOff + M * lda, 11 + M + K);
@@ -45,15 +54,25 @@ async function runGemm(ctx, { M, N, K, lda, epilogue, act = "silu", tile, C0, aO
     bias: uploadF32(device, bias),
     C: uploadF32(device, init),
   };
-  const op = await GemmOp.create(p, { N, K, lda, ldc: outCols, aOff }, epilogue, act, bufs);
+  // norm: the kernel gets A un-normalised (shifted and scaled, so a missed mean or scale shows)
+  let normW, normB, normParts;
+  if (norm) {
+    for (let i = 0; i < A.length; i++) A[i] = 3 * A[i] + 0.7;
+    normW = randomArray(K, 23, 1);
+    normB = randomArray(K, 29, 0.5);
+    normParts = { A: uploadF32(device, A), w: uploadF32(device, normW), b: uploadF32(device, normB), layernorm: norm === "layernorm" };
+  }
+  const op = await GemmOp.create(p, { N, K, lda, ldc: outCols, aOff }, epilogue, act, { ...bufs, gemvNorm: normParts });
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   op.encode(pass, M, tile);
   pass.end();
   device.queue.submit([enc.finish()]);
   const got = await readF32(device, bufs.C, M * outCols);
-  const ref = refGemm(A.subarray(aOff), W, bias, M, N, K, lda);
+  const input = norm ? refNorm(Float64Array.from(A.subarray(aOff, aOff + K)), norm === "layernorm", normW, normB) : A.subarray(aOff);
+  const ref = refGemm(input, W, bias, M, N, K, lda);
   for (const b of Object.values(bufs)) b.destroy();
+  if (normParts) for (const b of [normParts.A, normParts.w, normParts.b]) b.destroy();
   op.destroy();
   return { got, ref, init };
 }
@@ -86,6 +105,20 @@ test("gemv (one row, no tile forced): store, add and glu epilogues", async () =>
     for (let c = 0; c < N; c += 4) for (let q = 0; q < 2; q++) want[c / 2 + q] = silu(ref[c + q]) * ref[c + 2 + q];
     assert.ok(relError(got, want) < 2e-6, `glu K=${K}: rel error ${relError(got, want)}`);
   }
+});
+
+test("gemv with the norm applied in the kernel (decode's channel norm): rms and layernorm", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  for (const norm of ["rms", "layernorm"])
+    for (const K of [16, 1028]) {
+      let { got, ref } = await runGemm(ctx, { M: 1, N: 44, K, lda: K, epilogue: "store", aOff: 4, norm });
+      assert.ok(relError(got, ref) < 2e-6, `${norm} store K=${K}: rel error ${relError(got, ref)}`);
+      ({ got, ref } = await runGemm(ctx, { M: 1, N: 44, K, lda: K, epilogue: "glu", norm }));
+      const want = new Float64Array(22);
+      for (let c = 0; c < 44; c += 4) for (let q = 0; q < 2; q++) want[c / 2 + q] = silu(ref[c + q]) * ref[c + 2 + q];
+      assert.ok(relError(got, want) < 4e-6, `${norm} glu K=${K}: rel error ${relError(got, want)}`);
+    }
 });
 
 test("gemm add: accumulates into C (the residual)", async () => {

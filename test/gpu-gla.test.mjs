@@ -11,7 +11,7 @@ const { glaRecurrent } = await import("../dist/reference/gla.js");
 let pipelines;
 
 /** Runs the GPU GLA (decay/key, 3 chunk passes, aug + head norm + gate) on random projections. */
-async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1 }) {
+async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1, splitBelow }) {
   const { device } = ctx;
   pipelines ??= new Pipelines(device);
   const DK = H * K, D = H * V, NP = 2 * DK + 2 * D;
@@ -32,7 +32,7 @@ async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1 }) {
     O: storageBuffer(device, T * D * 4),
     waug: uploadF32(device, waug),
   };
-  const op = await GlaOp.create(pipelines, m, bufs);
+  const op = await GlaOp.create(pipelines, m, bufs, splitBelow);
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   op.encode(pass, T, nC);
@@ -71,12 +71,14 @@ for (const sh of shapes)
   test(`gla H=${sh.H} K=${sh.K} V=${sh.V}: outputs and final state match the recurrent reference across chunk boundaries`, async () => {
     const ctx = await gpuOrSkip();
     if (!ctx) return;
-    for (const T of [1, 2, 17, 63, 64, 65, 130, 200]) {
-      const r = await runGla(ctx, { ...sh, T, seed: T });
-      const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
-      assert.ok(eo < 2e-5, `T=${T} output rel error ${eo}`);
-      assert.ok(es < 2e-5, `T=${T} state rel error ${es}`);
-    }
+    // both forms of the chunk-state and output kernels: value columns whole, and split over two workgroups
+    for (const splitBelow of [0, Infinity])
+      for (const T of [1, 2, 17, 63, 64, 65, 130, 200]) {
+        const r = await runGla(ctx, { ...sh, T, seed: T, splitBelow });
+        const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
+        assert.ok(eo < 2e-5, `T=${T} split below ${splitBelow}: output rel error ${eo}`);
+        assert.ok(es < 2e-5, `T=${T} split below ${splitBelow}: state rel error ${es}`);
+      }
   });
 
 test("gla strong decay: per-token decays near 1e-6 (a chunk's total decay far below f32 range) stay finite and exact", async () => {

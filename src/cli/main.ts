@@ -23,8 +23,9 @@ const COMMANDS: Record<string, string> = {
     runs in chunks of --chunk-tokens (default: up to 1024, fewer for large
     vocabularies) carrying the state, so memory does not grow with the input.`,
   bench: `metala bench [--model DIR | --preset NAME] [--device ...] [--dtype ...]
-             [--threads N] [--json]
-    Prefill and decode speed, weight bytes per token, memory bandwidth.`,
+             [--threads N] [--prompt-tokens 512] [--decode-tokens 64] [--repeats 3] [--json]
+    Prefill (the fastest of --repeats runs after a warm-up of the same length)
+    and decode speed, weight bytes per token, memory bandwidth.`,
   mqar: `metala mqar ...
     Multi-query associative recall (the paper's synthetic task); see metala mqar --help.`,
   info: `metala info [--model DIR | --preset NAME] [--json]

@@ -1,7 +1,7 @@
 /**
  * The GPU engine's detailed benchmark, beyond `metala bench --device webgpu`:
  *
- *   node dist/gpu/bench-main.js [--preset metala-380m] [--dtype f32|f16]
+ *   node dist/gpu/bench-main.js [--preset metala-380m | --model DIR] [--dtype f32|f16]
  *        [--lengths 512,2048,8192,32768] [--decode-steps 64] [--gemm]
  *
  * prints one JSON object per line: the adapter; with --gemm the projection
@@ -11,6 +11,7 @@
  * time; then decode tokens/s.
  */
 import { parameterCount } from "../model/config.js";
+import { openCheckpoint } from "../model/checkpoint.js";
 import { presetSource } from "../model/preset.js";
 import { benchGemm, benchWebGpuPrefill } from "./bench.js";
 import { openDevice } from "./device.js";
@@ -24,16 +25,17 @@ function flag(name: string): string | undefined {
 const ctx = await openDevice();
 const { vendor, architecture, device, isFallbackAdapter, features, limits } = ctx.info;
 console.log(JSON.stringify({ adapter: { vendor, architecture, device, isFallbackAdapter, features, limits } }));
-const source = presetSource(flag("preset") ?? "metala-380m");
+const modelDir = flag("model");
+const source = modelDir ? await openCheckpoint(modelDir) : presetSource(flag("preset") ?? "metala-380m");
 const c = source.config;
 if (process.argv.includes("--gemm")) {
-  const d = c.hiddenSize, M = 2048;
-  const shapes = [
+  const d = c.hiddenSize;
+  const shapes = [512, 2048].flatMap((M) => [
     { M, N: 2 * c.keyDim + 2 * d, K: d },
     { M, N: d, K: d, epilogue: "add" as const },
     { M, N: 2 * c.gluDim, K: d, epilogue: "glu" as const },
     { M, N: d, K: c.gluDim, epilogue: "add" as const },
-  ];
+  ]);
   for (const r of await benchGemm(shapes, ctx, c.gluAct)) console.log(JSON.stringify({ gemm: r }));
 }
 const params = parameterCount(c, source.tiedHead);
@@ -44,6 +46,6 @@ console.log(JSON.stringify({ model: source.label, dtype, params, load_s: (perfor
 const lengths = (flag("lengths") ?? "512,2048,8192,32768").split(",").map(Number);
 const r = await benchWebGpuPrefill(engine, lengths, params, Number(flag("decode-steps") ?? 64));
 for (const p of r.prefill) console.log(JSON.stringify({ prefill: p }));
-console.log(JSON.stringify({ decode_tokens_per_s: r.decodeTokensPerS }));
+console.log(JSON.stringify({ decode_tokens_per_s: r.decodeTokensPerS, decode: r.decode }));
 await engine.dispose();
 ctx.device.destroy();

@@ -1,6 +1,7 @@
 import type { GluActivation } from "../model/config.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { GEMM_TILES, GemmOp, chooseTile, type GemmEpilogue, type GemmTile } from "./gemm.js";
+import { GEMM_FAMILIES, OP_FAMILIES, type GpuForward, type OpFamily } from "./forward.js";
 import { Pipelines, storageBuffer, uniformU32 } from "./pipelines.js";
 
 /** Wall time of `reps` recordings of `encode` in one pass and one submission, after one warm-up submission. */
@@ -76,9 +77,15 @@ export interface PrefillBenchRow {
   /** Share of a forward pass spent in the chunked GLA and in the projection GEMMs (each timed alone). */
   glaShare: number;
   gemmShare: number;
-  /** GPU time of one submission of the forward pass alone (no read-back, no host work). */
+  /** GPU time of one forward pass (recorded twice in one submission, halved): no read-back, no host work. */
   gpuSeconds: number;
+  /** One forward pass in its own submission, waited for (no read-back). */
+  submitSeconds: number;
   glaKernelsMs: number[];
+  /** The last submission of the last timed prefill: ms recording, waiting, reading back. */
+  lastCall: object;
+  /** GPU time of each op family alone (all layers), ms. */
+  opsMs: Record<string, number>;
 }
 
 function randomTokens(n: number, vocab: number, seed: number): number[] {
@@ -108,8 +115,9 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
       await s.prefill(tokens, "last");
       seconds = Math.min(seconds, (performance.now() - t0) / 1000);
     }
-    const share = await opShares(engine, s, Math.min(T, 4096));
-    rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share });
+    const lastCall = { ...(s as unknown as { lastCall: object }).lastCall };
+    const share = await opShares(engine, s, Math.min(T, (await (s as unknown as { fwd: Promise<GpuForward> }).fwd).maxTokens), 1);
+    rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share, lastCall });
     s.dispose();
   }
   const s = engine.createSession();
@@ -118,24 +126,75 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
   const t0 = performance.now();
   for (let i = 0; i < decodeSteps; i++) await s.step((i * 7919) % vocab);
   const decodeTokensPerS = decodeSteps / ((performance.now() - t0) / 1000);
+  // where a step's time goes: the GPU work alone, and a submission + read-back with no work
+  const decodeGpu = await opShares(engine, s, 1, 1, 20);
+  const device = (engine as unknown as { ctx: GpuContext }).ctx.device;
+  const staging = device.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+  let roundTripMs = Infinity;
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    device.queue.submit([device.createCommandEncoder().finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    staging.unmap();
+    roundTripMs = Math.min(roundTripMs, performance.now() - t);
+  }
+  staging.destroy();
   s.dispose();
-  return { prefill: rows, decodeTokensPerS };
+  const decode = { stepMs: 1e3 / decodeTokensPerS, gpuMs: decodeGpu.gpuSeconds * 1e3, opsMs: decodeGpu.opsMs, emptyRoundTripMs: roundTripMs, lastCall: { ...(s as unknown as { lastCall: object }).lastCall }, readBack: await readBackSpeed(device) };
+  return { prefill: rows, decodeTokensPerS, decode };
 }
 
-/** Times one submission of the whole forward and of the GLA / GEMM ops alone, on the session's buffers. */
-async function opShares(engine: import("../engine.js").Engine, session: import("../engine.js").EngineSession, T: number) {
+/**
+ * Times one submission of the whole forward (and of each op family alone,
+ * on the session's buffers) at T tokens with `headRows` rows of logits.
+ */
+async function opShares(engine: import("../engine.js").Engine, session: import("../engine.js").EngineSession, T: number, headRows: number, reps = 2) {
   const inner = session as unknown as { fwd: Promise<import("./forward.js").GpuForward> };
   const f = await inner.fwd;
   const device = (engine as unknown as { ctx: GpuContext }).ctx.device;
   device.queue.writeBuffer(f.buffers.dims, 0, new Uint32Array([T, Math.ceil(T / 64), 0, 0]));
-  const time = (only?: "gla" | "gemm") => timeGpu(device, (pass) => f.encode(pass, T, 0, only), 2);
+  device.queue.writeBuffer(f.buffers.headDims, 0, new Uint32Array([headRows, 0, T - headRows, 0]));
+  const time = (only?: ReadonlySet<OpFamily>) => timeGpu(device, (pass) => f.encode(pass, T, headRows, only), reps);
   const whole = await time();
+  // one forward per submission, waited for: what a prefill call pays before its read-back
+  const submitted = await timeGpu(device, (pass) => f.encode(pass, T, headRows), 1);
+  const opsMs: Record<string, number> = {};
+  for (const fam of OP_FAMILIES) opsMs[fam] = 1e3 * (await time(new Set([fam])));
   // each GLA kernel alone, all layers, in ms: decay-key, chunk-state, scan, output, finish
-  const nC = Math.ceil(T / 64);
   const glaKernelsMs: number[] = [];
-  for (let k = 0; k < 5; k++)
-    glaKernelsMs.push(1e3 * (await timeGpu(device, (pass) => f.layers.forEach((l) => l.gla.steps[k].encode(pass, T, nC)), 2)));
-  return { glaShare: (await time("gla")) / whole, gemmShare: (await time("gemm")) / whole, gpuSeconds: whole, glaKernelsMs };
+  if (T > 1) {
+    const nC = Math.ceil(T / 64);
+    for (let k = 0; k < 5; k++)
+      glaKernelsMs.push(1e3 * (await timeGpu(device, (pass) => f.layers.forEach((l) => l.gla.kernels(nC)[k].encode(pass, T, nC)), reps)));
+  }
+  return { glaShare: opsMs.gla / 1e3 / whole, gemmShare: (await time(GEMM_FAMILIES)) / whole, gpuSeconds: whole, submitSeconds: submitted, opsMs, glaKernelsMs };
+}
+
+/** Time to copy n bytes from a storage buffer to a mappable one, map it, and copy its contents out, in ms (best of 5). */
+async function readBackSpeed(device: GPUDevice) {
+  const out: Record<string, { mapMs: number; copyOutMs: number }> = {};
+  for (const bytes of [128 << 10, 6 << 20]) {
+    const src = storageBuffer(device, bytes, "read-back src");
+    const dst = device.createBuffer({ size: bytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+    let mapMs = Infinity, copyOutMs = Infinity;
+    for (let i = 0; i < 5; i++) {
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(src, 0, dst, 0, bytes);
+      const t0 = performance.now();
+      device.queue.submit([enc.finish()]);
+      await dst.mapAsync(GPUMapMode.READ);
+      const t1 = performance.now();
+      new Float32Array(dst.getMappedRange().slice(0));
+      const t2 = performance.now();
+      dst.unmap();
+      mapMs = Math.min(mapMs, t1 - t0);
+      copyOutMs = Math.min(copyOutMs, t2 - t1);
+    }
+    src.destroy();
+    dst.destroy();
+    out[`${bytes >> 10}KiB`] = { mapMs, copyOutMs };
+  }
+  return out;
 }
 
 /** Read bandwidth of the device's memory in GB/s: a 512 MB buffer (less where the binding limit is lower) read by every multiprocessor. */

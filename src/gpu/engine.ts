@@ -55,6 +55,16 @@ class GpuEngine implements WebGpuEngine {
   /** Set once the device is lost or reported an error: every later call fails fast. */
   lostReason: string | null = null;
   private readonly sessions = new Set<WebGpuSession>();
+  /**
+   * One set of activation buffers and bound dispatches for all sessions:
+   * their calls go through one queue in order, so they can share them. The
+   * forward's state buffers hold the state of the `resident` session; the
+   * others keep theirs in their own buffers (swapSessions).
+   */
+  private forwardPromise: Promise<GpuForward> | null = null;
+  private resident: WebGpuSession | null = null;
+  /** Counts the calls recorded on the shared forward: commands recorded ahead are stale once it moves. */
+  epoch = 0;
 
   constructor(
     readonly ctx: GpuContext,
@@ -99,34 +109,74 @@ class GpuEngine implements WebGpuEngine {
     return s;
   }
 
+  forward(): Promise<GpuForward> {
+    if (!this.forwardPromise) {
+      const maxTokens = this.chunkTokens;
+      // a software adapter gains nothing from tile shapes: one saves compiling the others
+      const tiles = this.ctx.info.isFallbackAdapter ? { t64x64: GEMM_TILES.t64x64 } : GEMM_TILES;
+      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), tiles);
+    }
+    return this.forwardPromise;
+  }
+
+  /**
+   * Records into `enc` what puts session `s`'s state into the forward's
+   * state buffers: the resident session's state saved to its own buffers,
+   * then `s`'s copied in (or cleared when `s` starts from the empty state).
+   * GPU-side copies of a few MB, in the same submission as the work.
+   */
+  swapSessions(s: WebGpuSession, f: GpuForward, enc: GPUCommandEncoder): void {
+    this.epoch++;
+    const working = f.buffers.state;
+    if (this.resident !== s) {
+      this.resident?.saveState(working, enc);
+      if (!s.zero) s.loadState(working, enc);
+      this.resident = s;
+    }
+    if (s.zero) {
+      for (const b of working) {
+        enc.clearBuffer(b.S);
+        enc.clearBuffer(b.conv);
+      }
+      s.zero = false;
+    }
+  }
+
   forget(s: WebGpuSession): void {
     this.sessions.delete(s);
+    if (this.resident === s) this.resident = null;
   }
 
   async dispose(): Promise<void> {
     for (const s of [...this.sessions]) s.dispose();
+    if (this.forwardPromise) await this.forwardPromise.then((f) => f.destroy(), () => undefined);
     this.weights.destroy();
     if (this.ownsDevice) this.ctx.device.destroy();
   }
 }
 
 class WebGpuSession implements EngineSession {
-  private fwd: Promise<GpuForward>;
   /** The state as last read back: what a lost device leaves the caller. */
   private host: ModelState;
   /** Tokens consumed on the GPU since `host` was read back. */
   private pending: number[] = [];
   private disposed = false;
-  /** Reused between calls of the same read-back size (every decode step). */
-  private staging: GPUBuffer | null = null;
+  private readonly stagings = new Map<number, GPUBuffer>();
+  /** The next decode step's commands, recorded ahead, valid while the engine's epoch is unchanged. */
+  private prepared: { cmd: GPUCommandBuffer; epoch: number } | null = null;
+  /** Where the last call's time went, in ms (for benchmarks): recording + submission, waiting for the GPU and the mapping (recording the next step meanwhile), copying the results out. */
+  readonly lastCall = { encodeMs: 0, waitMs: 0, readMs: 0 };
+  /** The session's state while another session is resident (null until first needed). */
+  private own: { S: GPUBuffer; conv: GPUBuffer }[] | null = null;
+  /** The state is the empty state (fresh or reset): cleared on the device when the session next runs. */
+  zero = true;
 
   constructor(private readonly engine: GpuEngine) {
-    const maxTokens = engine.chunkTokens;
-    // a software adapter gains nothing from tile shapes: one saves compiling the others
-    const tiles = engine.ctx.info.isFallbackAdapter ? { t64x64: GEMM_TILES.t64x64 } : GEMM_TILES;
-    this.fwd = GpuForward.create(engine.pipelines, engine.weights, engine.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), tiles);
-    this.fwd.catch(() => undefined); // reported by the first call that awaits it
     this.host = emptyState(engine.config);
+  }
+
+  private get fwd(): Promise<GpuForward> {
+    return this.engine.forward();
   }
 
   private async live(): Promise<GpuForward> {
@@ -135,16 +185,76 @@ class WebGpuSession implements EngineSession {
     return this.fwd;
   }
 
+  saveState(working: { S: GPUBuffer; conv: GPUBuffer }[], enc: GPUCommandEncoder): void {
+    const device = this.engine.ctx.device;
+    this.own ??= working.map((w, l) => ({
+      S: device.createBuffer({ size: w.S.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `saved L${l}.S` }),
+      conv: device.createBuffer({ size: w.conv.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `saved L${l}.conv` }),
+    }));
+    working.forEach((w, l) => {
+      enc.copyBufferToBuffer(w.S, 0, this.own![l].S, 0, w.S.size);
+      enc.copyBufferToBuffer(w.conv, 0, this.own![l].conv, 0, w.conv.size);
+    });
+  }
+
+  loadState(working: { S: GPUBuffer; conv: GPUBuffer }[], enc: GPUCommandEncoder): void {
+    working.forEach((w, l) => {
+      enc.copyBufferToBuffer(this.own![l].S, 0, w.S, 0, w.S.size);
+      enc.copyBufferToBuffer(this.own![l].conv, 0, w.conv, 0, w.conv.size);
+    });
+  }
+
   private lost(reason: string): GpuLostError {
     this.engine.markLost(reason);
     return new GpuLostError(`webgpu engine lost: ${reason}`, copyState(this.host), [...this.pending]);
   }
 
   /**
-   * One submission: the forward pass over `tokens`, then copies of the wanted
-   * logits (and the state, when `readState`) into one staging buffer, mapped once.
+   * The commands of one call: the session's state swapped in if needed, the
+   * forward pass over T tokens, then copies of the wanted logits (and the
+   * state, when `readState`) into one staging buffer.
+   */
+  private encodeCall(f: GpuForward, T: number, headRows: number, readState: boolean, staging: GPUBuffer): GPUCommandBuffer {
+    const c = this.engine.config;
+    const b = f.buffers;
+    const enc = this.engine.ctx.device.createCommandEncoder();
+    this.engine.swapSessions(this, f, enc);
+    if (T > 0) {
+      const pass = enc.beginComputePass();
+      f.encode(pass, T, headRows);
+      pass.end();
+    }
+    const logitBytes = headRows * c.vocabSize * 4;
+    if (logitBytes) enc.copyBufferToBuffer(b.logits, 0, staging, 0, logitBytes);
+    if (readState) {
+      let o = logitBytes;
+      for (const s of b.state) {
+        enc.copyBufferToBuffer(s.S, 0, staging, o, s.S.size);
+        enc.copyBufferToBuffer(s.conv, 0, staging, o + s.S.size, s.conv.size);
+        o += s.S.size + s.conv.size;
+      }
+    }
+    return enc.finish();
+  }
+
+  /** One mappable buffer per read-back size (a decode step's, a prefill's), kept between calls. */
+  private stagingOf(size: number): GPUBuffer {
+    let b = this.stagings.get(size);
+    if (!b) {
+      b = this.engine.ctx.device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: "read-back" });
+      this.stagings.set(size, b);
+    }
+    return b;
+  }
+
+  /**
+   * One submission: the commands of encodeCall, then one mapping of the
+   * staging buffer. A decode step's commands do not depend on the token (it
+   * is written to a buffer), so the next step's are recorded while the GPU
+   * runs this one, and used if nothing else was recorded on the engine since.
    */
   private async run(f: GpuForward, tokens: ArrayLike<number>, headRows: number, readState: boolean): Promise<Float32Array[]> {
+    const t0 = performance.now();
     const { device } = this.engine.ctx;
     const c = this.engine.config;
     const T = tokens.length;
@@ -156,32 +266,16 @@ class WebGpuSession implements EngineSession {
     const sBytes = c.numHeads * c.headKeyDim * c.headValueDim * 4;
     const convBytes = 3 * c.hiddenSize * 4;
     const stateBytes = readState ? c.numLayers * (sBytes + convBytes) : 0;
-    const size = Math.max(16, logitBytes + stateBytes);
-    if (this.staging?.size !== size) {
-      this.staging?.destroy();
-      this.staging = device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
-    }
-    const staging = this.staging;
+    const staging = this.stagingOf(Math.max(16, logitBytes + stateBytes));
+    const isStep = T === 1 && headRows === 1 && !readState;
+    const ready = isStep && this.prepared !== null && this.prepared.epoch === this.engine.epoch && !this.zero;
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
-    const enc = device.createCommandEncoder();
-    if (T > 0) {
-      const pass = enc.beginComputePass();
-      f.encode(pass, T, headRows);
-      pass.end();
-    }
-    if (logitBytes) enc.copyBufferToBuffer(b.logits, 0, staging, 0, logitBytes);
-    if (readState) {
-      let o = logitBytes;
-      for (const s of b.state) {
-        enc.copyBufferToBuffer(s.S, 0, staging, o, sBytes);
-        enc.copyBufferToBuffer(s.conv, 0, staging, o + sBytes, convBytes);
-        o += sBytes + convBytes;
-      }
-    }
-    device.queue.submit([enc.finish()]);
-    const validation = await device.popErrorScope();
-    const oom = await device.popErrorScope();
+    device.queue.submit([ready ? this.prepared!.cmd : this.encodeCall(f, T, headRows, readState, staging)]);
+    const t1 = performance.now();
+    this.prepared = isStep ? { cmd: this.encodeCall(f, 1, 1, false, staging), epoch: this.engine.epoch } : null;
+    // both popped before any await: another session's call may push scopes of its own meanwhile
+    const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
     const err = validation ?? oom;
     if (err) throw this.lost(`GPU error: ${err.message}`);
     try {
@@ -189,25 +283,30 @@ class WebGpuSession implements EngineSession {
     } catch (e) {
       throw this.lost(this.engine.lostReason ?? `read-back failed: ${(e as Error).message}`);
     }
-    const bytes = staging.getMappedRange().slice(0);
-    staging.unmap();
-    if (this.engine.lostReason) throw this.lost(this.engine.lostReason);
+    if (this.engine.lostReason) {
+      staging.unmap();
+      throw this.lost(this.engine.lostReason);
+    }
+    const t2 = performance.now();
+    const mapped = staging.getMappedRange();
     const out: Float32Array[] = [];
-    for (let r = 0; r < headRows; r++) out.push(new Float32Array(bytes, r * c.vocabSize * 4, c.vocabSize));
+    for (let r = 0; r < headRows; r++) out.push(new Float32Array(mapped.slice(r * c.vocabSize * 4, (r + 1) * c.vocabSize * 4)));
     if (readState) {
       const position = this.host.position + this.pending.length + T;
       let o = logitBytes;
       this.host = {
         position,
         layers: b.state.map(() => {
-          const S = new Float32Array(bytes.slice(o, o + sBytes));
-          const conv = new Float32Array(bytes.slice(o + sBytes, o + sBytes + convBytes));
+          const S = new Float32Array(mapped.slice(o, o + sBytes));
+          const conv = new Float32Array(mapped.slice(o + sBytes, o + sBytes + convBytes));
           o += sBytes + convBytes;
           return { S, conv };
         }),
       };
       this.pending = [];
     } else for (let i = 0; i < T; i++) this.pending.push(tokens[i]);
+    staging.unmap();
+    Object.assign(this.lastCall, { encodeMs: t1 - t0, waitMs: t2 - t1, readMs: performance.now() - t2 });
     return out;
   }
 
@@ -249,7 +348,12 @@ class WebGpuSession implements EngineSession {
       if (l.S.length !== sLen || l.conv.length !== 3 * c.hiddenSize)
         throw new MetalaError("format", `state does not fit this model: layer ${i} needs S of ${sLen} and conv of ${3 * c.hiddenSize} floats`);
     });
-    const q = this.engine.ctx.device.queue;
+    const { device } = this.engine.ctx;
+    // become resident first (submitted before the writes below, so the writes land after the swap)
+    const enc = device.createCommandEncoder();
+    this.engine.swapSessions(this, f, enc);
+    device.queue.submit([enc.finish()]);
+    const q = device.queue;
     state.layers.forEach((l, i) => {
       q.writeBuffer(f.buffers.state[i].S, 0, Float32Array.from(l.S));
       q.writeBuffer(f.buffers.state[i].conv, 0, Float32Array.from(l.conv));
@@ -259,27 +363,21 @@ class WebGpuSession implements EngineSession {
   }
 
   reset(): void {
-    const c = this.engine.config;
-    this.host = emptyState(c);
+    this.host = emptyState(this.engine.config);
     this.pending = [];
-    this.fwd.then(
-      (f) => {
-        const q = this.engine.ctx.device.queue;
-        for (const s of f.buffers.state) {
-          q.writeBuffer(s.S, 0, new Float32Array(s.S.size / 4));
-          q.writeBuffer(s.conv, 0, new Float32Array(s.conv.size / 4));
-        }
-      },
-      () => undefined,
-    );
+    this.zero = true;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.engine.forget(this);
-    this.staging?.destroy();
-    this.fwd.then((f) => f.destroy(), () => undefined);
+    for (const b of this.stagings.values()) b.destroy();
+    this.prepared = null;
+    for (const b of this.own ?? []) {
+      b.S.destroy();
+      b.conv.destroy();
+    }
   }
 }
 

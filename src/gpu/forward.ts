@@ -5,6 +5,11 @@ import { GlaOp } from "./gla.js";
 import { storageBuffer, uniformU32, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
 
+/** The families of ops a forward pass records, as the benchmark times them. */
+export const OP_FAMILIES = ["embed", "norm+conv", "qkvg", "gla", "out", "glu", "down", "head"] as const;
+export type OpFamily = (typeof OP_FAMILIES)[number];
+export const GEMM_FAMILIES: ReadonlySet<OpFamily> = new Set(["qkvg", "out", "glu", "down"]);
+
 export interface LayerOps {
   tokenNorm: Dispatch;
   conv: Dispatch;
@@ -105,7 +110,15 @@ export class GpuForward {
         gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug }),
         out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out }, tiles, w.wtype),
         channelNorm: await makeDispatch(p, ["reduce.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.channelNorm.w, lw.channelNorm.b, XN], rowsGrid),
-        glu: await GemmOp.create(p, { N: 2 * glu, K: d, lda: d, ldc: glu }, "glu", c.gluAct, { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh, scales: lw.scales?.w12 }, tiles, w.wtype),
+        glu: await GemmOp.create(
+          p,
+          { N: 2 * glu, K: d, lda: d, ldc: glu },
+          "glu",
+          c.gluAct,
+          { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh, scales: lw.scales?.w12, gemvNorm: { A: X, w: lw.channelNorm.w, b: lw.channelNorm.b, layernorm: c.normType === "layernorm" } },
+          tiles,
+          w.wtype,
+        ),
         down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3 }, tiles, w.wtype),
       })),
     );
@@ -118,28 +131,31 @@ export class GpuForward {
 
   /**
    * Records the forward pass of T tokens (already written with their dims),
-   * and the head for `headRows` rows. `only` records just one family of ops
-   * (for measuring its share of the time; the results are then meaningless).
+   * and the head for `headRows` rows. `only` records just those families of
+   * ops (for timing each family alone; the results are then meaningless).
    */
-  encode(pass: GPUComputePassEncoder, T: number, headRows: number, only?: "gla" | "gemm"): void {
+  encode(pass: GPUComputePassEncoder, T: number, headRows: number, only?: ReadonlySet<OpFamily>): void {
     const nC = cdiv(T, GLA_CHUNK);
-    const rest = only === undefined;
-    if (rest) for (const e of this.embedOps) e.encode(pass, T, nC);
+    const on = (f: OpFamily) => !only || only.has(f);
+    if (on("embed")) for (const e of this.embedOps) e.encode(pass, T, nC);
     for (const l of this.layers) {
-      if (rest && T === 1) l.convStep.encode(pass, T, nC);
-      else if (rest) {
-        l.tokenNorm.encode(pass, T, nC);
-        l.conv.encode(pass, T, nC);
-        l.convState.encode(pass, T, nC);
+      if (on("norm+conv")) {
+        if (T === 1) l.convStep.encode(pass, T, nC);
+        else {
+          l.tokenNorm.encode(pass, T, nC);
+          l.conv.encode(pass, T, nC);
+          l.convState.encode(pass, T, nC);
+        }
       }
-      if (rest || only === "gemm") l.qkvg.encode(pass, T);
-      if (rest || only === "gla") l.gla.encode(pass, T, nC);
-      if (rest || only === "gemm") l.out.encode(pass, T);
-      if (rest) l.channelNorm.encode(pass, T, nC);
-      if (rest || only === "gemm") l.glu.encode(pass, T);
-      if (rest || only === "gemm") l.down.encode(pass, T);
+      if (on("qkvg")) l.qkvg.encode(pass, T);
+      if (on("gla")) l.gla.encode(pass, T, nC);
+      if (on("out")) l.out.encode(pass, T);
+      // a decode step's GLU product normalises its input itself
+      if (on("norm+conv") && T > 1) l.channelNorm.encode(pass, T, nC);
+      if (on("glu")) l.glu.encode(pass, T);
+      if (on("down")) l.down.encode(pass, T);
     }
-    if (rest && headRows > 0) {
+    if (on("head") && headRows > 0) {
       this.finalNorm.encode(pass, headRows, 0);
       for (const h of this.headOps) h.encode(pass, headRows);
     }

@@ -22,10 +22,16 @@ export const GEMM_TILES: Record<string, GemmTile> = {
   t128x64: { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
   t64x64: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
   t32x64: { BM: 32, BN: 64, BK: 16, TM: 4, TN: 4 },
+  t64x32: { BM: 64, BN: 32, BK: 16, TM: 4, TN: 4 },
 };
 
-/** Workgroups the device should get at least, to fill a big GPU (about one per multiprocessor of an H200). */
-const ENOUGH_WORKGROUPS = 128;
+/**
+ * Workgroups the device should get at least, to fill a big GPU (about two
+ * per multiprocessor of an H200). Measured there at T = 512: the projection
+ * of q, k, v, g ran at 26 TFLOP/s with 64x64 tiles (384 workgroups) against
+ * 22 with 128x64 (192); at T = 2048 the 128x64 tile wins on every shape.
+ */
+const ENOUGH_WORKGROUPS = 256;
 
 export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile> = GEMM_TILES): GemmTile {
   const all = Object.values(tiles);
@@ -61,12 +67,18 @@ export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivat
 /** Rows per workgroup of shaders/gemv.wgsl (the M = 1 form). */
 export const GEMV_ROWS = 8;
 
-export function gemvSpec(epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32") {
+/**
+ * The matrix-vector kernel: its input row as stored, or (`norm`) the raw
+ * residual stream normalised in the kernel, which saves a decode step the
+ * norm's own dispatch (its weight and bias then bind after the others).
+ */
+export function gemvSpec(epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32", norm?: { layernorm: boolean }) {
+  const base = gemmBindings(wtype);
   return {
-    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemm-io.wgsl", "gemv.wgsl"],
-    defs: { RB: GEMV_ROWS, EPILOGUE: EPILOGUE_CODE[epilogue] },
+    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemm-io.wgsl", ...(norm ? ["reduce.wgsl", "gemv-input-norm.wgsl"] : ["gemv-input.wgsl"]), "gemv.wgsl"],
+    defs: { RB: GEMV_ROWS, EPILOGUE: EPILOGUE_CODE[epilogue], ...(norm ? { LAYERNORM: norm.layernorm, NORM_BINDING: base.length } : {}) },
     extra: gluActSource(act),
-    bindings: gemmBindings(wtype),
+    bindings: norm ? [...base, "read", "read"] as BindingKind[] : base,
   };
 }
 
@@ -78,6 +90,11 @@ export interface GemmParts {
   C: BufferPart;
   /** q8 / q4 only: the per-group scales of W. */
   scales?: BufferPart;
+  /**
+   * Decode only: the one-token product reads this un-normalised row instead
+   * of A and applies the norm (weight w, bias b) itself.
+   */
+  gemvNorm?: { A: BufferPart; w: BufferPart; b: BufferPart; layernorm: boolean };
 }
 
 export interface GemmShape {
@@ -101,6 +118,7 @@ export interface GemmShape {
 export class GemmOp {
   private readonly pipelines = new Map<GemmTile, GPUComputePipeline>();
   private readonly bindGroup: GPUBindGroup;
+  private readonly gemvBindGroup: GPUBindGroup;
   readonly params: GPUBuffer;
 
   private constructor(
@@ -122,6 +140,8 @@ export class GemmOp {
       list.push(parts.scales);
     }
     this.bindGroup = p.bindGroup(gemmBindings(wtype), list, "gemm");
+    const n = parts.gemvNorm;
+    this.gemvBindGroup = n ? p.bindGroup([...gemmBindings(wtype), "read", "read"], [list[0], list[1], n.A, ...list.slice(3), n.w, n.b], "gemv norm") : this.bindGroup;
   }
 
   static async create(
@@ -134,7 +154,8 @@ export class GemmOp {
     wtype: WeightType = "f32",
   ): Promise<GemmOp> {
     const pipes = await Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act, wtype))] as [GemmTile, GPUComputePipeline]));
-    return new GemmOp(shape, epilogue, tiles, pipes, await p.pipeline(gemvSpec(epilogue, act, wtype)), p, parts, wtype);
+    const gemv = await p.pipeline(gemvSpec(epilogue, act, wtype, parts.gemvNorm && { layernorm: parts.gemvNorm.layernorm }));
+    return new GemmOp(shape, epilogue, tiles, pipes, gemv, p, parts, wtype);
   }
 
   /**
@@ -145,7 +166,7 @@ export class GemmOp {
   encode(pass: GPUComputePassEncoder, M: number, tile?: GemmTile): void {
     if (M === 1 && !tile) {
       pass.setPipeline(this.gemv);
-      pass.setBindGroup(0, this.bindGroup);
+      pass.setBindGroup(0, this.gemvBindGroup);
       pass.dispatchWorkgroups(Math.ceil(this.shape.N / GEMV_ROWS));
       return;
     }
