@@ -8,6 +8,8 @@ import { gpuOrSkip } from "./gpu-support.mjs";
 import { loadFixture, logitsError, openFixtureModel, stateError } from "./helpers/fixtures.mjs";
 
 const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
+const { createReferenceEngine } = await import("../dist/reference/engine.js");
+const { randomModel } = await import("./helpers/random-model.mjs");
 const TOL = 1e-4;
 
 test("interleaved sessions, reset, import and export each match PyTorch", async () => {
@@ -55,6 +57,29 @@ test("interleaved sessions, reset, import and export each match PyTorch", async 
   } finally {
     await engine.dispose();
     await source.close();
+  }
+});
+
+test("a model deeper than one submission (prefill sent in parts of layers) matches the reference", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  // 10 layers: parts of 4 + 4 + 2, the head in the last
+  const source = randomModel({ decoder_embed_dim: 64, decoder_layers: 10, decoder_attention_heads: 2, glu_dim: 64, vocab_size: 40 }, { seed: 11 });
+  const engine = await createWebGpuEngine(source, { context: ctx, chunkTokens: 64 });
+  const reference = await createReferenceEngine(source);
+  try {
+    const tokens = Array.from({ length: 90 }, (_, i) => (i * 13 + 5) % 40);
+    const want = await reference.createSession().prefill(tokens, "all");
+    const s = engine.createSession();
+    const got = await s.prefill(tokens.slice(0, 70), "all");
+    for (const t of tokens.slice(70)) got.push(await s.step(t));
+    assert.ok(logitsError(got, want) <= TOL, `logits ${logitsError(got, want)}`);
+    const r = reference.createSession();
+    await r.prefill(tokens, "none");
+    assert.ok(stateError(await s.exportState(), await r.exportState()) <= TOL, "state");
+    s.dispose();
+  } finally {
+    await engine.dispose();
   }
 });
 

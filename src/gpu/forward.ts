@@ -135,10 +135,20 @@ export class GpuForward {
    * ops (for timing each family alone; the results are then meaningless).
    */
   encode(pass: GPUComputePassEncoder, T: number, headRows: number, only?: ReadonlySet<OpFamily>): void {
+    this.encodeLayers(pass, T, headRows, 0, this.layers.length, only);
+  }
+
+  /**
+   * Records layers [from, to) of the forward pass: with the embedding when
+   * from is 0, and the head when `to` is the last layer (so that a long
+   * recording can go to the GPU in parts, the first parts running while the
+   * rest is recorded).
+   */
+  encodeLayers(pass: GPUComputePassEncoder, T: number, headRows: number, from: number, to: number, only?: ReadonlySet<OpFamily>): void {
     const nC = cdiv(T, GLA_CHUNK);
     const on = (f: OpFamily) => !only || only.has(f);
-    if (on("embed")) for (const e of this.embedOps) e.encode(pass, T, nC);
-    for (const l of this.layers) {
+    if (from === 0 && on("embed")) for (const e of this.embedOps) e.encode(pass, T, nC);
+    for (const l of this.layers.slice(from, to)) {
       if (on("norm+conv")) {
         if (T === 1) l.convStep.encode(pass, T, nC);
         else {
@@ -155,7 +165,7 @@ export class GpuForward {
       if (on("glu")) l.glu.encode(pass, T);
       if (on("down")) l.down.encode(pass, T);
     }
-    if (on("head") && headRows > 0) {
+    if (to === this.layers.length && on("head") && headRows > 0) {
       this.finalNorm.encode(pass, headRows, 0);
       for (const h of this.headOps) h.encode(pass, headRows);
     }
