@@ -55,9 +55,14 @@ export function gemmBindings(wtype: WeightType): BindingKind[] {
   return wtype === "q8" || wtype === "q4" ? [...GEMM_BINDINGS, "read"] : GEMM_BINDINGS;
 }
 
+/** The WGSL that reads W in each storage type. */
+function weightFiles(wtype: WeightType): string[] {
+  return wtype === "q8" || wtype === "q4" ? ["weights-quant.wgsl", `weights-${wtype}.wgsl`] : [`weights-${wtype}.wgsl`];
+}
+
 export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32") {
   return {
-    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemm-io.wgsl", "gemm.wgsl"],
+    files: ["math.wgsl", "activations.wgsl", ...weightFiles(wtype), "gemm-io.wgsl", "gemm.wgsl"],
     defs: { ...tile, EPILOGUE: EPILOGUE_CODE[epilogue] },
     extra: gluActSource(act),
     bindings: gemmBindings(wtype),
@@ -75,7 +80,7 @@ export const GEMV_ROWS = 8;
 export function gemvSpec(epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32", norm?: { layernorm: boolean }) {
   const base = gemmBindings(wtype);
   return {
-    files: ["math.wgsl", "activations.wgsl", `weights-${wtype}.wgsl`, "gemm-io.wgsl", ...(norm ? ["reduce.wgsl", "gemv-input-norm.wgsl"] : ["gemv-input.wgsl"]), "gemv.wgsl"],
+    files: ["math.wgsl", "activations.wgsl", ...weightFiles(wtype), "gemm-io.wgsl", ...(norm ? ["reduce.wgsl", "gemv-input-norm.wgsl"] : ["gemv-input.wgsl"]), "gemv.wgsl"],
     defs: { RB: GEMV_ROWS, EPILOGUE: EPILOGUE_CODE[epilogue], ...(norm ? { LAYERNORM: norm.layernorm, NORM_BINDING: base.length } : {}) },
     extra: gluActSource(act),
     bindings: norm ? [...base, "read", "read"] as BindingKind[] : base,
