@@ -36,7 +36,8 @@ if (process.argv.includes("--gemm")) {
     { M, N: 2 * c.gluDim, K: d, epilogue: "glu" as const },
     { M, N: d, K: c.gluDim, epilogue: "add" as const },
   ]);
-  for (const r of await benchGemm(shapes, ctx, c.gluAct)) console.log(JSON.stringify({ gemm: r }));
+  const wtype = flag("dtype") === "f16" ? "f16" : "f32";
+  for (const r of await benchGemm(shapes, ctx, c.gluAct, undefined, wtype)) console.log(JSON.stringify({ gemm: { ...r, wtype } }));
 }
 const params = parameterCount(c, source.tiedHead);
 const t0 = performance.now();

@@ -41,6 +41,7 @@ export async function benchGemm(
   ctx?: GpuContext,
   act: GluActivation = "silu",
   tiles: Record<string, GemmTile> = GEMM_TILES,
+  wtype: "f32" | "f16" = "f32",
 ): Promise<GemmBenchRow[]> {
   ctx ??= await openDevice();
   const { device } = ctx;
@@ -51,11 +52,11 @@ export async function benchGemm(
     const bufs = {
       rows: uniformU32(device, [M]),
       A: storageBuffer(device, M * K * 4),
-      W: storageBuffer(device, N * K * 4),
+      W: storageBuffer(device, N * K * (wtype === "f16" ? 2 : 4)),
       bias: storageBuffer(device, N * 4),
       C: storageBuffer(device, M * outCols * 4),
     };
-    const op = await GemmOp.create(p, { N, K, lda: K, ldc: outCols }, epilogue, act, bufs, tiles);
+    const op = await GemmOp.create(p, { N, K, lda: K, ldc: outCols }, epilogue, act, bufs, tiles, wtype);
     const chosen = chooseTile(M, N);
     const reps = Math.max(3, Math.min(200, Math.round(2e11 / (2 * M * N * K))));
     for (const [name, tile] of Object.entries(tiles)) {
@@ -82,6 +83,8 @@ export interface PrefillBenchRow {
   /** One forward pass in its own submission, waited for (no read-back). */
   submitSeconds: number;
   glaKernelsMs: number[];
+  /** Activation + state buffers on the GPU (weights excluded) and the process's resident memory after the runs, MB. */
+  memory: { gpuBufferMb: number; rssMb: number };
   /** The last submission of the last timed prefill: ms recording, waiting, reading back. */
   lastCall: object;
   /** GPU time of each op family alone (all layers), ms. */
@@ -107,7 +110,10 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
   for (const T of lengths) {
     const tokens = randomTokens(T, vocab, T);
     const s = engine.createSession();
-    await s.prefill(tokens, "last");
+    // a second of warm-up: a GPU that idled while the weights loaded raises its clocks first
+    const warm = performance.now();
+    do await s.prefill(tokens, "last");
+    while (performance.now() - warm < 1000);
     let seconds = Infinity;
     for (let rep = 0; rep < 3; rep++) {
       s.reset();
@@ -117,7 +123,9 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
     }
     const lastCall = { ...(s as unknown as { lastCall: object }).lastCall };
     const share = await opShares(engine, s, Math.min(T, (await (s as unknown as { fwd: Promise<GpuForward> }).fwd).maxTokens), 1);
-    rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share, lastCall });
+    const f = await (s as unknown as { fwd: Promise<GpuForward> }).fwd;
+    const memory = { gpuBufferMb: f.bufferBytes / 1e6, rssMb: typeof process === "undefined" ? NaN : process.memoryUsage().rss / 1e6 };
+    rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share, lastCall, memory });
     s.dispose();
   }
   const s = engine.createSession();

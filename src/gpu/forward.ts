@@ -171,6 +171,11 @@ export class GpuForward {
     }
   }
 
+  /** Bytes of the activation and state buffers: fixed by maxTokens, whatever the prompt length. */
+  get bufferBytes(): number {
+    return this.owned.reduce((n, b) => n + b.size, 0);
+  }
+
   destroy(): void {
     for (const b of this.owned) b.destroy();
     for (const l of this.layers) for (const g of [l.qkvg, l.out, l.glu, l.down]) g.destroy();
