@@ -1,13 +1,16 @@
 // The per-token vector ops of a MetaLA layer (spec metala-model.md §2), with
 // the names of src/reference/ops.ts. They are O(d) or O(d^2 / H) per token,
-// small next to the matrix products, so they favour clarity and f64 scalar
-// math over speed, except glaStep, which touches the whole state.
+// small next to the matrix products of a decode step, but a fifth of a
+// prefill once the products run at full speed: so the hot ones (the conv, the
+// GLA step, self-augmentation, head norm, gate, SiLU GLU) run on f32x4 with
+// the polynomial exp of simd.ts; the rest favour clarity and f64 math.
 //
 // Chunk convention: ops that take T process T tokens whose rows lie `ld`
 // floats apart (the fused projection output has q | a | v | g per token).
 
 
 import { dequantizeRows } from "./matvec";
+import { exp4, expm1Neg4, hsum, log1p4, madd, sigmoid4, silu4 } from "./simd";
 
 // @ts-ignore: decorator
 @inline function f(p: usize, i: i32): f32 {
@@ -73,15 +76,20 @@ function activation(act: i32, x: f64): f64 {
   }
 }
 
-/** y = x / sqrt(mean(x^2) + 1e-6) for T rows of n (x and y may alias). */
+/** y = x / sqrt(mean(x^2) + 1e-6) for T rows of n (x and y may alias); the sum of squares in four f32 lanes. */
 export function rmsNorm(x: usize, y: usize, n: i32, T: i32): void {
   for (let t = 0; t < T; t++) {
     const xr = x + (<usize>(t * n) << 2);
     const yr = y + (<usize>(t * n) << 2);
-    let ss: f64 = 0;
-    for (let i = 0; i < n; i++) { const v = <f64>f(xr, i); ss += v * v; }
-    const inv = 1 / Math.sqrt(ss / n + 1e-6);
-    for (let i = 0; i < n; i++) put(yr, i, f(xr, i) * inv);
+    let acc = f32x4.splat(0);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) { const v = v128.load(xr + (<usize>i << 2)); acc = madd(v, v, acc); }
+    let ss = <f64>hsum(acc);
+    for (let j = i; j < n; j++) { const v = <f64>f(xr, j); ss += v * v; }
+    const inv = <f32>(1 / Math.sqrt(ss / n + 1e-6));
+    const iv = f32x4.splat(inv);
+    for (let j = 0; j + 4 <= n; j += 4) v128.store(yr + (<usize>j << 2), f32x4.mul(v128.load(xr + (<usize>j << 2)), iv));
+    for (let j = i; j < n; j++) store<f32>(yr + (<usize>j << 2), f(xr, j) * inv);
   }
 }
 
@@ -118,17 +126,42 @@ export function embed(fmt: i32, table: usize, d: i32, token: i32, scale: f32, ds
  */
 export function shortConvStep(state: usize, x: usize, weight: usize, out: usize, d: i32, T: i32, r0: i32, r1: i32, tid: i32): void {
   const s0 = state, s1 = state + (<usize>d << 2), s2 = state + (<usize>d << 3);
+  const row = <usize>d << 2;
+  let i = r0;
+  // four features at a time, the last three inputs held in registers across the tokens
+  for (; i + 4 <= r1; i += 4) {
+    const o = <usize>i << 2;
+    // weight is [d][4] (taps oldest first): transpose 4 features' taps
+    const w = weight + (<usize>i << 4);
+    const wa = v128.load(w), wb = v128.load(w, 16), wc = v128.load(w, 32), wd = v128.load(w, 48);
+    const ab0 = i32x4.shuffle(wa, wb, 0, 4, 1, 5), ab1 = i32x4.shuffle(wa, wb, 2, 6, 3, 7);
+    const cd0 = i32x4.shuffle(wc, wd, 0, 4, 1, 5), cd1 = i32x4.shuffle(wc, wd, 2, 6, 3, 7);
+    const w0 = i64x2.shuffle(ab0, cd0, 0, 2), w1 = i64x2.shuffle(ab0, cd0, 1, 3);
+    const w2 = i64x2.shuffle(ab1, cd1, 0, 2), w3 = i64x2.shuffle(ab1, cd1, 1, 3);
+    let a = v128.load(s0 + o), b = v128.load(s1 + o), c = v128.load(s2 + o);
+    for (let t = 0; t < T; t++) {
+      const xt = v128.load(x + <usize>t * row + o);
+      const acc = madd(w3, xt, madd(w2, c, madd(w1, b, f32x4.mul(w0, a))));
+      v128.store(out + <usize>t * row + o, silu4(acc));
+      a = b;
+      b = c;
+      c = xt;
+    }
+    v128.store(s0 + o, a);
+    v128.store(s1 + o, b);
+    v128.store(s2 + o, c);
+  }
   for (let t = 0; t < T; t++) {
     const xr = x + (<usize>(t * d) << 2);
     const or = out + (<usize>(t * d) << 2);
-    for (let i = r0; i < r1; i++) {
-      const w = weight + (<usize>i << 4);
-      const xi = f(xr, i);
-      const acc = <f64>f(w, 0) * f(s0, i) + <f64>f(w, 1) * f(s1, i) + <f64>f(w, 2) * f(s2, i) + <f64>f(w, 3) * xi;
-      store<f32>(s0 + (<usize>i << 2), f(s1, i));
-      store<f32>(s1 + (<usize>i << 2), f(s2, i));
-      store<f32>(s2 + (<usize>i << 2), xi);
-      put(or, i, silu(acc));
+    for (let j = i; j < r1; j++) {
+      const w = weight + (<usize>j << 4);
+      const xi = f(xr, j);
+      const acc = <f64>f(w, 0) * f(s0, j) + <f64>f(w, 1) * f(s1, j) + <f64>f(w, 2) * f(s2, j) + <f64>f(w, 3) * xi;
+      store<f32>(s0 + (<usize>j << 2), f(s1, j));
+      store<f32>(s1 + (<usize>j << 2), f(s2, j));
+      store<f32>(s2 + (<usize>j << 2), xi);
+      put(or, j, silu(acc));
     }
   }
 }
@@ -136,7 +169,16 @@ export function shortConvStep(state: usize, x: usize, weight: usize, out: usize,
 // alpha and k for features [i0, i1) of one token (see decayKey).
 // @ts-ignore: decorator
 @inline function decayKeyRange(ar: usize, kr: usize, i0: i32, i1: i32): void {
-  for (let i = i0; i < i1; i++) {
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = <usize>i << 2;
+    const x = v128.load(ar + o);
+    const ls = f32x4.sub(f32x4.min(x, f32x4.splat(0)), log1p4(exp4(f32x4.neg(f32x4.abs(x)))));
+    const gk = f32x4.mul(ls, f32x4.splat(0.0625));
+    v128.store(ar + o, exp4(gk));
+    v128.store(kr + o, f32x4.neg(expm1Neg4(gk)));
+  }
+  for (; i < i1; i++) {
     const x = <f64>f(ar, i);
     const gk = <f32>((min(x, 0) - <f64>Mathf.log1p(<f32>exp(-Math.abs(x)))) / 16);
     put(ar, i, Mathf.exp(gk));
@@ -154,21 +196,43 @@ export function decayKey(a: usize, ld: i32, k: usize, n: i32, T: i32): void {
 }
 
 // One GLA step of one head: S_h = diag(alpha) S_h + k^T v, o_h = (scale q) S_h.
+// Columns of S in blocks of 16 (then 4), rows inside: v and o of the block
+// stay in registers while S streams through once.
 // @ts-ignore: decorator
 @inline function glaHead(Sh: usize, qh: usize, ah: usize, kh: usize, vh: usize, oh: usize, K: i32, V: i32, scale: f32): void {
   const vb = <usize>V << 2;
-  for (let j = 0; j < V; j += 4) v128.store(oh + (<usize>j << 2), f32x4.splat(0));
-  for (let i = 0; i < K; i++) {
-    const ai = f32x4.splat(f(ah, i));
-    const ki = f32x4.splat(f(kh, i));
-    const qi = f32x4.splat(f(qh, i) * scale);
-    const Si = Sh + <usize>i * vb;
-    for (let j = 0; j < V; j += 4) {
-      const jo = <usize>j << 2;
-      const s = f32x4.add(f32x4.mul(ai, v128.load(Si + jo)), f32x4.mul(ki, v128.load(vh + jo)));
-      v128.store(Si + jo, s);
-      v128.store(oh + jo, f32x4.add(v128.load(oh + jo), f32x4.mul(qi, s)));
+  let j = 0;
+  for (; j + 16 <= V; j += 16) {
+    const jo = <usize>j << 2;
+    const v0 = v128.load(vh + jo), v1 = v128.load(vh + jo, 16), v2 = v128.load(vh + jo, 32), v3 = v128.load(vh + jo, 48);
+    let o0 = f32x4.splat(0), o1 = f32x4.splat(0), o2 = f32x4.splat(0), o3 = f32x4.splat(0);
+    let Si = Sh + jo;
+    for (let i = 0; i < K; i++) {
+      const ai = v128.load32_splat(ah + (<usize>i << 2));
+      const ki = v128.load32_splat(kh + (<usize>i << 2));
+      const qi = f32x4.splat(f(qh, i) * scale);
+      const s0 = madd(ai, v128.load(Si), f32x4.mul(ki, v0));
+      const s1 = madd(ai, v128.load(Si, 16), f32x4.mul(ki, v1));
+      const s2 = madd(ai, v128.load(Si, 32), f32x4.mul(ki, v2));
+      const s3 = madd(ai, v128.load(Si, 48), f32x4.mul(ki, v3));
+      v128.store(Si, s0); v128.store(Si, s1, 16); v128.store(Si, s2, 32); v128.store(Si, s3, 48);
+      o0 = madd(qi, s0, o0); o1 = madd(qi, s1, o1); o2 = madd(qi, s2, o2); o3 = madd(qi, s3, o3);
+      Si += vb;
     }
+    v128.store(oh + jo, o0); v128.store(oh + jo, o1, 16); v128.store(oh + jo, o2, 32); v128.store(oh + jo, o3, 48);
+  }
+  for (; j < V; j += 4) {
+    const jo = <usize>j << 2;
+    const v0 = v128.load(vh + jo);
+    let o0 = f32x4.splat(0);
+    let Si = Sh + jo;
+    for (let i = 0; i < K; i++) {
+      const s0 = madd(v128.load32_splat(ah + (<usize>i << 2)), v128.load(Si), f32x4.mul(v128.load32_splat(kh + (<usize>i << 2)), v0));
+      v128.store(Si, s0);
+      o0 = madd(f32x4.splat(f(qh, i) * scale), s0, o0);
+      Si += vb;
+    }
+    v128.store(oh + jo, o0);
   }
 }
 
@@ -195,7 +259,28 @@ export function glaStep(S: usize, q: usize, alpha: usize, v: usize, ld: i32, k: 
 @inline function selfAugmentHead(o: usize, q: usize, k: usize, wAug: usize, v: usize, h: i32, K: i32, V: i32): void {
   let w: f64 = 0;
   for (let i = 0; i < K; i++) { const c = h * K + i; w += <f64>f(q, c) * f(k, c) * f(wAug, c); }
-  for (let j = 0; j < V; j++) { const c = h * V + j; put(o, c, f(o, c) + sigmoid(w * f(v, c))); }
+  const wv = f32x4.splat(<f32>w);
+  const oh = o + (<usize>(h * V) << 2), vh = v + (<usize>(h * V) << 2);
+  for (let j: usize = 0; j < (<usize>V << 2); j += 16) v128.store(oh + j, f32x4.add(v128.load(oh + j), sigmoid4(f32x4.mul(wv, v128.load(vh + j)))));
+}
+
+// LayerNorm of one head's V features (eps 1e-5, no affine) in place, on f32x4.
+// @ts-ignore: decorator
+@inline function headNormHead(oh: usize, V: i32): void {
+  const n = <usize>V << 2;
+  let sum = f32x4.splat(0);
+  for (let j: usize = 0; j < n; j += 16) sum = f32x4.add(sum, v128.load(oh + j));
+  const mean = f32x4.splat(hsum(sum) / <f32>V);
+  let sq = f32x4.splat(0);
+  for (let j: usize = 0; j < n; j += 16) { const c = f32x4.sub(v128.load(oh + j), mean); sq = madd(c, c, sq); }
+  const inv = f32x4.splat(<f32>(1 / Math.sqrt(<f64>hsum(sq) / V + 1e-5)));
+  for (let j: usize = 0; j < n; j += 16) v128.store(oh + j, f32x4.mul(f32x4.sub(v128.load(oh + j), mean), inv));
+}
+
+// o = silu(g) * o over n (a multiple of 4) features.
+// @ts-ignore: decorator
+@inline function gateRange(g: usize, o: usize, n: i32): void {
+  for (let j: usize = 0; j < (<usize>n << 2); j += 16) v128.store(o + j, f32x4.mul(silu4(v128.load(g + j)), v128.load(o + j)));
 }
 
 /** o_h += sigmoid((q_h . (k_h * w_aug_h)) * v_h) per head (q unscaled), one token. */
@@ -203,17 +288,14 @@ export function selfAugment(o: usize, q: usize, k: usize, wAug: usize, v: usize,
   for (let h = 0; h < H; h++) selfAugmentHead(o, q, k, wAug, v, h, K, V);
 }
 
-/** LayerNorm over each head's V features, eps 1e-5, no affine, in place; one token. */
+/** LayerNorm over each head's V (a multiple of 4) features, eps 1e-5, no affine, in place; one token. */
 export function headNorm(o: usize, H: i32, V: i32): void {
-  for (let h = 0; h < H; h++) {
-    const oh = o + (<usize>(h * V) << 2);
-    layerNorm(oh, oh, 0, 0, V, 1e-5, 1);
-  }
+  for (let h = 0; h < H; h++) headNormHead(o + (<usize>(h * V) << 2), V);
 }
 
-/** o = silu(g) * o over n features, one token. */
+/** o = silu(g) * o over n (a multiple of 4) features, one token. */
 export function gateOutput(g: usize, o: usize, n: i32): void {
-  for (let i = 0; i < n; i++) put(o, i, silu(f(g, i)) * f(o, i));
+  gateRange(g, o, n);
 }
 
 /**
@@ -235,13 +317,14 @@ export function tokenMixerHeads(S: usize, P: usize, ld: i32, k: usize, gBias: us
       const ot = o + (<usize>(t * d) << 2);
       const v = row + (<usize>(2 * dk) << 2);
       const g = v + (<usize>d << 2);
-      for (let j = h * V; j < (h + 1) * V; j++) put(g, j, f(g, j) + f(gBias, j));
+      const hv = <usize>(h * V) << 2;
+      const gh = g + hv, bh = gBias + hv, oh = ot + hv;
+      for (let j: usize = 0; j < (<usize>V << 2); j += 16) v128.store(gh + j, f32x4.add(v128.load(gh + j), v128.load(bh + j)));
       decayKeyRange(row + (<usize>dk << 2), kt, h * K, (h + 1) * K);
-      glaHead(Sh, row + (<usize>(h * K) << 2), row + (<usize>(dk + h * K) << 2), kt + (<usize>(h * K) << 2), v + (<usize>(h * V) << 2), ot + (<usize>(h * V) << 2), K, V, scale);
+      glaHead(Sh, row + (<usize>(h * K) << 2), row + (<usize>(dk + h * K) << 2), kt + (<usize>(h * K) << 2), v + hv, oh, K, V, scale);
       selfAugmentHead(ot, row, kt, wAug, v, h, K, V);
-      const oh = ot + (<usize>(h * V) << 2);
-      layerNorm(oh, oh, 0, 0, V, 1e-5, 1);
-      for (let j = h * V; j < (h + 1) * V; j++) put(ot, j, silu(f(g, j)) * f(ot, j));
+      headNormHead(oh, V);
+      gateRange(gh, oh, V);
     }
   }
 }
@@ -259,7 +342,13 @@ export function glu(h: usize, out: usize, n: i32, act: i32, T: i32, r0: i32, r1:
   for (let t = 0; t < T; t++) {
     const hr = h + (<usize>(2 * t * n) << 2);
     const or = out + (<usize>(t * n) << 2);
-    for (let i = r0; i < r1; i++) put(or, i, activation(act, f(hr, i)) * f(hr, n + i));
+    let i = r0;
+    // SiLU, the released models' activation, four at a time
+    if (act == ACT_SILU) for (; i + 4 <= r1; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(or + o, f32x4.mul(silu4(v128.load(hr + o)), v128.load(hr + o + (<usize>n << 2))));
+    }
+    for (; i < r1; i++) put(or, i, activation(act, f(hr, i)) * f(hr, n + i));
   }
 }
 

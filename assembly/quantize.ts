@@ -2,7 +2,7 @@
 // once at load, in parallel over rows: the f32 tensor is staged in linear
 // memory and written, converted, to its place among the weights.
 
-import { rowBytes, FMT_F16, FMT_Q8 } from "./formats";
+import { rowBytes, quadBlock, FMT_F16, FMT_Q8 } from "./formats";
 
 // A q4 level in [-8, 7] as a 4-bit two's complement nibble.
 // @ts-ignore: decorator
@@ -44,31 +44,34 @@ function f16Bits(x: f32): u16 {
 /**
  * Writes rows [r0, r1) of the f32 matrix at src ([rows, cols]) in layout
  * `fmt` to dst (dst is where row 0 goes). cols: a multiple of 8 for F16, of
- * 32 for Q8 and Q4.
+ * 32 for Q8 and Q4. Q8/Q4 rows go to their place in their quad, so any
+ * split of the rows between calls (threads) is fine.
  */
 export function quantizeRows(fmt: i32, src: usize, dst: usize, cols: i32, r0: i32, r1: i32, tid: i32): void {
-  const rb = rowBytes(fmt, cols);
   const nb = cols >> 5;
   for (let r = r0; r < r1; r++) {
     const s = src + <usize>r * (<usize>cols << 2);
-    const o = dst + <usize>r * rb;
     if (fmt == FMT_F16) {
+      const o = dst + <usize>r * rowBytes(fmt, cols);
       for (let c = 0; c < cols; c++) store<u16>(o + (<usize>((c & ~7) + f16Slot(c & 7)) << 1), f16Bits(load<f32>(s + (<usize>c << 2))));
       continue;
     }
-    const scales = o + (fmt == FMT_Q8 ? <usize>cols : <usize>cols >> 1);
+    const lane = <usize>(r & 3) << 2;
     for (let b = 0; b < nb; b++) {
       const sb = s + (<usize>b << 7);
+      const qb = quadBlock(fmt, dst, cols, r, b);
+      const q = qb + 16 + lane;
       if (fmt == FMT_Q8) {
         let m: f32 = 0;
         for (let i = 0; i < 32; i++) m = max(m, abs(load<f32>(sb + (<usize>i << 2))));
         const scale: f32 = m / 127;
         const inv: f32 = scale > 0 ? <f32>1 / scale : 0;
         for (let i = 0; i < 32; i++) {
-          const q = <i32>nearest(load<f32>(sb + (<usize>i << 2)) * inv);
-          store<i8>(o + (<usize>b << 5) + <usize>i, <i8>min(127, max(-127, q)));
+          const v = <i32>nearest(load<f32>(sb + (<usize>i << 2)) * inv);
+          const level = min(127, max(-127, v));
+          store<u8>(q + (<usize>(i >> 2) << 4) + <usize>(i & 3), <u8>(i & 1 ? level : level + 128)); // formats.ts: even columns biased
         }
-        store<f32>(scales + (<usize>b << 2), scale);
+        store<f32>(qb + lane, scale);
       } else {
         // the value of largest magnitude maps to -8, so all 16 levels are used
         let m: f32 = 0;
@@ -78,15 +81,13 @@ export function quantizeRows(fmt: i32, src: usize, dst: usize, cols: i32, r0: i3
         }
         const scale: f32 = m / -8;
         const inv: f32 = scale != 0 ? <f32>1 / scale : 0;
-        for (let j = 0; j < 8; j++) {
-          const n0 = level(load<f32>(sb + (<usize>j << 2)) * inv);
-          const n1 = level(load<f32>(sb + (<usize>(j + 8) << 2)) * inv);
-          const n2 = level(load<f32>(sb + (<usize>(j + 16) << 2)) * inv);
-          const n3 = level(load<f32>(sb + (<usize>(j + 24) << 2)) * inv);
-          store<u8>(o + (<usize>b << 4) + <usize>(2 * j), <u8>(n0 | (n1 << 4)));
-          store<u8>(o + (<usize>b << 4) + <usize>(2 * j + 1), <u8>(n2 | (n3 << 4)));
-        }
-        store<f32>(scales + (<usize>b << 2), scale);
+        for (let k = 0; k < 4; k++)
+          for (let j = 0; j < 4; j++) {
+            const lo = level(load<f32>(sb + (<usize>(8 * k + j) << 2)) * inv);
+            const hi = level(load<f32>(sb + (<usize>(8 * k + 4 + j) << 2)) * inv);
+            store<u8>(q + (<usize>k << 4) + <usize>j, <u8>(lo | (hi << 4)));
+          }
+        store<f32>(qb + lane, scale);
       }
     }
   }

@@ -12,7 +12,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { wasmFeatures } from "../dist/cpu/features.js";
 import { compileKernels, instantiateKernels, FMT } from "../dist/cpu/kernels.js";
-import { rowBytes, inputBytes } from "../dist/cpu/layout.js";
+import { matrixBytes, inputBytes } from "../dist/cpu/layout.js";
 import * as ref from "../dist/reference/ops.js";
 import { seededRandom, uniform } from "./helpers/random-model.mjs";
 
@@ -39,7 +39,7 @@ const put = (arr) => {
 const get = (p, n) => Float64Array.from(new Float32Array(buf, p, n));
 /** Stores W ([rows, cols] f32) in layout `dtype` with the load-time converter (quantizeRows, split over two calls). */
 function storeMatrix(dtype, W, rows, cols) {
-  const wp = alloc(rows * rowBytes(dtype, cols));
+  const wp = alloc(matrixBytes(dtype, rows, cols));
   if (dtype === "f32") new Float32Array(buf, wp, rows * cols).set(W);
   else {
     const src = put(W);
@@ -96,7 +96,8 @@ function productBounds(dtype, W, rows, cols, x, expected) {
 
 for (const dtype of ["f32", "f16", "q8", "q4"]) {
   test(`${MATVEC[dtype]} = reference matVec within the ${dtype} storage error (${build})`, () => {
-    for (const [rows, cols] of [[4, 32], [13, 96], [37, 160]]) {
+    // row counts around the quantized kernels' 128- and 32-row steps and their 4-row remainder
+    for (const [rows, cols] of [[4, 32], [13, 96], [37, 160], [70, 96], [166, 64]]) {
       const W = uniform(rand, rows * cols, 1);
       const x = f64(cols, 2);
       const wp = storeMatrix(dtype, W, rows, cols);
@@ -104,17 +105,16 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
       const quantized = dtype === "q8" || dtype === "q4";
       if (quantized) {
         const q = alloc(inputBytes(cols));
-        k.quantizeInput(xp, q, cols, 0, 1, 0);
-        k.quantizeInput(xp, q, cols, 1, cols / 32, 1);
+        k.quantizeInput(FMT[dtype], xp, q, cols);
         xp = q;
       }
       const yp = alloc(4 * rows);
       new Float32Array(buf, yp, rows).fill(0.5);
-      // two calls over split row ranges, the second accumulating onto a first full product
+      // two calls over split row ranges (split at a multiple of 4, as the pool does), the second accumulating onto a first full product
       k[MATVEC[dtype]](wp, xp, yp, cols, 0, 0, rows, 0);
       const first = get(yp, rows);
-      k[MATVEC[dtype]](wp, xp, yp, cols, 1, 0, 5, 0);
-      k[MATVEC[dtype]](wp, xp, yp, cols, 1, 5, rows, 1);
+      k[MATVEC[dtype]](wp, xp, yp, cols, 1, 0, 8, 0);
+      k[MATVEC[dtype]](wp, xp, yp, cols, 1, 8, rows, 1);
       const second = get(yp, rows);
       const expected = ref.matVec(W, rows, cols, x);
       const bounds = productBounds(dtype, W, rows, cols, x, expected);
@@ -139,7 +139,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
     const xp = put(X);
     const ldy = rows + 3;
     const yp = alloc(4 * T * ldy);
-    const scratch = alloc(2 * 16 * cols);
+    const scratch = alloc(2 * Number(k.matMatScratchBytes(FMT[dtype], T, cols)));
     k.matMat(FMT[dtype], wp, xp, yp, cols, ldy, T, 0, scratch, 0, 8, 0);
     k.matMat(FMT[dtype], wp, xp, yp, cols, ldy, T, 0, scratch, 8, rows, 1);
     const Y = get(yp, T * ldy);
@@ -163,7 +163,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
       const xp = put(X);
       const ldy = rows + 3;
       const yp = alloc(4 * T * ldy);
-      const scratch = alloc(2 * Number(k.intScratchBytes(T, cols)));
+      const scratch = alloc(2 * Number(k.matMatScratchBytes(FMT[dtype] | INT_INPUT, T, cols)));
       k.matMat(FMT[dtype] | INT_INPUT, wp, xp, yp, cols, ldy, T, 0, scratch, 0, 9, 0);
       k.matMat(FMT[dtype] | INT_INPUT, wp, xp, yp, cols, ldy, T, 0, scratch, 9, rows, 1);
       const Y = get(yp, T * ldy);
@@ -187,6 +187,52 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
       }
     });
 }
+
+// The engine's prefill form: tokens laid out once by prepareTokens, then
+// weight-row tiles of 8 taken by the threads in any order, accumulating into Y.
+for (const dtype of ["f32", "f16", "q8", "q4"])
+  test(`matMat (${dtype}) on prepareTokens' layout, row tiles in any order, accumulate = Y0 + reference matVec`, () => {
+    // T = 9: two full groups of 4 tokens and a group of 1; 21 rows: a last tile of 5
+    const rows = 21, cols = 64, T = 9, INT_INPUT = 16, PREPARED = 32;
+    const fmt = dtype === "q8" || dtype === "q4" ? FMT[dtype] | INT_INPUT : FMT[dtype];
+    const W = uniform(rand, rows * cols, 1);
+    const wp = storeMatrix(dtype, W, rows, cols);
+    const deq = alloc(4 * rows * cols);
+    k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
+    const D = new Float32Array(get(deq, rows * cols));
+    const X = f64(T * cols);
+    const xp = put(X);
+    const ldy = rows + 2;
+    const Y0 = f64(T * ldy);
+    const yp = put(Y0);
+    const tokens = alloc(Number(k.preparedBytes(fmt, T, cols)));
+    k.prepareTokens(fmt, xp, cols, T, tokens);
+    const scratch = alloc(2 * Number(k.matMatScratchBytes(fmt | PREPARED, T, cols)));
+    for (const [r0, r1, tid] of [[16, 21, 1], [0, 8, 0], [8, 16, 1]]) k.matMat(fmt | PREPARED, wp, tokens, yp, cols, ldy, T, 1, scratch, r0, r1, tid);
+    const Y = get(yp, T * ldy);
+    for (let t = 0; t < T; t++) {
+      const x = X.subarray(t * cols, (t + 1) * cols);
+      const expected = ref.matVec(D, rows, cols, x);
+      for (let r = 0; r < rows; r++) {
+        const y0 = Math.fround(Y0[t * ldy + r]);
+        let bound = 1e-5 * (1 + Math.abs(expected[r]) + Math.abs(y0));
+        // integer path: each token element is rounded to a step of its block's max |x| / 32767
+        if (fmt & INT_INPUT)
+          for (let b = 0; b < cols; b += 32) {
+            let m = 0, wsum = 0;
+            for (let i = b; i < b + 32; i++) {
+              m = Math.max(m, Math.abs(x[i]));
+              wsum += Math.abs(D[r * cols + i]);
+            }
+            bound += (m / 32767 / 2) * wsum;
+          }
+        const got = Y[t * ldy + r];
+        assert.ok(Math.abs(got - (y0 + expected[r])) <= bound, `${dtype} token ${t} row ${r}: ${got} vs ${y0 + expected[r]} (bound ${bound})`);
+      }
+      // the gap between rows and ldy is left alone
+      assert.is(Y[t * ldy + rows], Math.fround(Y0[t * ldy + rows]), `${dtype} token ${t}: padding`);
+    }
+  });
 
 test("rmsNorm and layerNorm = reference", () => {
   const n = 96, T = 3;

@@ -21,11 +21,22 @@ export const CHUNK = 128;
 /** Added to a Q8/Q4 format for matMat: multiply on integers, the tokens quantized to i16 (INT_INPUT in assembly/matmat.ts). */
 const INT_INPUT = 16;
 
-/** matMat's per-thread scratch: 4 rows as f32, or for INT_INPUT intScratchBytes of assembly/matmat.ts. */
-function matMatScratchBytes(T: number, cols: number): number {
-  const intPath = T * cols * 2 + ((T * (cols / 32) * 4 + 15) & ~15) + cols * 8 + cols / 2 + cols * 2;
-  return Math.max(16 * cols, intPath);
+/** Added to a format for matMat: x comes from prepareTokens (PREPARED in assembly/matmat.ts). */
+const PREPARED = 32;
+
+/** prepareTokens' output, the largest over matMat's paths (preparedBytes of assembly/matmat.ts). */
+function preparedBytes(T: number, cols: number): number {
+  const t = (T + 3) & ~3;
+  return Math.max(t * cols * 2 + t * (cols / 32) * 4, t * cols * 4);
 }
+
+/** matMat's per-thread scratch with PREPARED tokens, the largest over its paths (matMatScratchBytes of assembly/matmat.ts). */
+function matMatScratchBytes(cols: number): number {
+  return Math.max(cols * 33, cols * 64);
+}
+
+/** Weight rows per tile of a mat-mat handed to whichever thread is free: 4 panels of 8 rows, a fraction of a millisecond each. */
+const MATMAT_TILE = 32;
 
 export interface Activations {
   // one token
@@ -49,7 +60,8 @@ export interface Activations {
   Hh: number;
   U: number;
   LOGITS: number;
-  scratch: number; // matMat's per-thread rows
+  tokens: number; // matMat's prepared tokens
+  scratch: number; // matMat's per-thread panels
   probe: number; // readBandwidth's per-thread output
 }
 
@@ -70,7 +82,7 @@ export function planActivations(c: MetalaConfig, threads: number, arena: Arena):
     xq: arena.alloc(inputBytes(maxCols)), logits: f(c.vocabSize),
     X: f(CHUNK * d), XN: f(CHUNK * d), C: f(CHUNK * d), P: f(CHUNK * p), K: f(CHUNK * c.keyDim), O: f(CHUNK * d),
     Hh: f(CHUNK * 2 * c.gluDim), U: f(CHUNK * c.gluDim), LOGITS: f(CHUNK * c.vocabSize),
-    scratch: arena.alloc(threads * matMatScratchBytes(CHUNK, maxCols)), probe: arena.alloc(threads * 16),
+    tokens: arena.alloc(preparedBytes(CHUNK, maxCols)), scratch: arena.alloc(threads * matMatScratchBytes(maxCols)), probe: arena.alloc(threads * 16),
   };
 }
 
@@ -104,16 +116,28 @@ export class Forward {
   private matVec(m: Matrix, x: number, y: number, accumulate: boolean): void {
     let input = x;
     if (m.dtype === "q8" || m.dtype === "q4") {
-      this.pool.run("quantizeInput", m.cols / 32, 1, [x, this.a.xq, m.cols]);
+      // on this thread alone: a few microseconds, less than a hand-off to the pool
+      this.k.quantizeInput(m.fmt, x, this.a.xq, m.cols);
       input = this.a.xq;
     }
-    this.pool.run(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0]);
+    this.pool.run(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0], this.tiles(m.rows));
+  }
+
+  /**
+   * Rows per tile of a mat-vec: about 8 tiles per thread, so that a thread
+   * the OS holds back costs little, each a multiple of 128 rows (the
+   * quantized kernels' widest step, matvec-quant.ts).
+   */
+  private tiles(rows: number): number {
+    return Math.max(128, Math.ceil(rows / (8 * this.pool.threads) / 128) * 128);
   }
 
   /** Y (+)= X m^T for T tokens; Y rows are ldy floats apart. */
   private matMat(m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean): void {
     const fmt = m.dtype === "q8" || m.dtype === "q4" ? m.fmt | INT_INPUT : m.fmt;
-    this.pool.run("matMat", m.rows, 4, [fmt, m.ptr, X, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch]);
+    // the tokens' tile layout on this thread alone: O(T cols), next to the O(T cols rows) product
+    this.k.prepareTokens(fmt, X, m.cols, T, this.a.tokens);
+    this.pool.run("matMat", m.rows, 8, [fmt | PREPARED, m.ptr, this.a.tokens, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch], MATMAT_TILE);
   }
 
   /**

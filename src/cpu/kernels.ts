@@ -7,10 +7,11 @@ export interface Kernels {
   matVecF16(w: number, x: number, y: number, cols: number, accumulate: number, r0: number, r1: number, tid: number): void;
   matVecQ8(w: number, xq: number, y: number, cols: number, accumulate: number, r0: number, r1: number, tid: number): void;
   matVecQ4(w: number, xq: number, y: number, cols: number, accumulate: number, r0: number, r1: number, tid: number): void;
-  quantizeInput(x: number, q: number, cols: number, r0: number, r1: number, tid: number): void;
+  quantizeInput(fmt: number, x: number, q: number, cols: number): void;
   quantizeRows(fmt: number, src: number, dst: number, cols: number, r0: number, r1: number, tid: number): void;
   dequantizeRows(fmt: number, w: number, cols: number, r0: number, r1: number, dst: number): void;
   matMat(fmt: number, w: number, x: number, y: number, cols: number, ldy: number, T: number, accumulate: number, scratch: number, r0: number, r1: number, tid: number): void;
+  prepareTokens(fmt: number, x: number, cols: number, T: number, dst: number): void;
   rmsNorm(x: number, y: number, n: number, T: number): void;
   layerNorm(x: number, y: number, weight: number, bias: number, n: number, eps: number, T: number): void;
   embed(fmt: number, table: number, d: number, token: number, scale: number, dst: number): void;
@@ -29,7 +30,7 @@ export interface Kernels {
 }
 
 /** Kernels the thread pool splits by rows; their last three parameters are (r0, r1, tid). */
-export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "glu", "quantizeInput", "quantizeRows", "readBandwidth"] as const;
+export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "glu", "quantizeRows", "readBandwidth"] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
 /** Storage layouts of assembly/formats.ts. */

@@ -18,7 +18,13 @@ export function rowBytes(dtype: WeightDType, cols: number): number {
   }
 }
 
-/** Bytes of the quantized-input buffer for `cols` inputs. */
+/** Bytes of a stored [rows, cols] matrix: q8/q4 rows go in quads, the last one padded to four rows. */
+export function matrixBytes(dtype: WeightDType, rows: number, cols: number): number {
+  const stored = dtype === "q8" || dtype === "q4" ? Math.ceil(rows / 4) * 4 : rows;
+  return stored * rowBytes(dtype, cols);
+}
+
+/** Bytes of the quantized-input buffer for `cols` inputs (quantizeInput of assembly/matvec-quant.ts). */
 export function inputBytes(cols: number): number {
-  return cols * 2 + cols / 8;
+  return cols * 2 + cols / 4;
 }

@@ -2,38 +2,63 @@ import { PARALLEL_KERNELS, type Kernels } from "./kernels.js";
 
 /**
  * The job slot shared by the pool's threads: an Int32Array over its own
- * SharedArrayBuffer. The main thread writes a job, bumps GEN and joins in;
- * each worker, on seeing GEN change, runs its rows and increments DONE.
+ * SharedArrayBuffer. The main thread writes a job (GEN + 1), publishes it in
+ * GEN and joins in. A job is a list of NTILES tiles of TILE rows; any thread
+ * takes the next tile by a compare-and-swap on CLAIM, which holds the job's
+ * generation with the next tile's index, and counts it in FINISHED when
+ * done. The main thread returns once FINISHED reaches NTILES: it never waits
+ * for a worker that had not started (one the OS has not scheduled yet does
+ * the whole job's tiles' worth of nothing: its claims see a spent or newer
+ * generation and fail), only for tiles in progress. On two cores shared
+ * with other processes, waiting for every worker to check in made each of a
+ * token's ~170 jobs cost up to tens of microseconds.
  */
 export const GEN = 0;
-export const DONE = 1;
-export const FN = 2;
-export const ROWS = 3;
-export const ALIGN = 4;
-export const NARGS = 5;
-export const QUIT = 6;
-export const NTHREADS = 7;
-export const ARGS = 8;
+export const CLAIM = 1;
+export const FINISHED = 2;
+export const FN = 3;
+export const ROWS = 4;
+export const TILE = 5;
+export const NTILES = 6;
+export const NARGS = 7;
+export const QUIT = 8;
+export const ARGS = 9;
 export const MAX_ARGS = 12;
 export const CONTROL_INTS = ARGS + MAX_ARGS;
+
+/** Bits of CLAIM for the tile index; the generation (mod 2^19) sits above them. */
+const INDEX_BITS = 12;
+export const MAX_TILES = 1 << INDEX_BITS;
+const GEN_MASK = (1 << 19) - 1;
+
+/** CLAIM's value when job `gen` is published: no tile taken yet. */
+export function claimStart(gen: number): number {
+  return (gen & GEN_MASK) << INDEX_BITS;
+}
 
 /** Spins (a few to tens of microseconds) before a thread sleeps in Atomics.wait: enough to bridge the gaps between the products of one token, short enough not to steal a busy core from the thread doing the work. */
 export const SPINS = 2_000;
 
-/** Rows [r0, r1) of thread `tid`: equal shares, each a multiple of `align`. */
-export function rowRange(rows: number, align: number, threads: number, tid: number): [number, number] {
-  const share = Math.ceil(rows / threads / align) * align;
-  const r0 = Math.min(rows, tid * share);
-  return [r0, Math.min(rows, r0 + share)];
-}
-
 type AnyKernel = (...args: number[]) => void;
 
-/** Runs the job in `ctl` for thread `tid` on its own instance's kernels. */
-export function runShare(kernels: Kernels, ctl: Int32Array, tid: number): void {
-  const fn = (kernels as unknown as Record<string, AnyKernel>)[PARALLEL_KERNELS[ctl[FN]]];
-  const [r0, r1] = rowRange(ctl[ROWS], ctl[ALIGN], ctl[NTHREADS], tid);
-  if (r0 >= r1) return;
+/** Runs tiles of job `gen` (if still open) on thread `tid`'s own instance of the kernels, until none is left. */
+export function runTiles(kernels: Kernels, ctl: Int32Array, gen: number, tid: number): void {
+  const mine = gen & GEN_MASK;
+  for (;;) {
+    const c = Atomics.load(ctl, CLAIM);
+    if (c >>> INDEX_BITS !== mine) return;
+    const i = c & (MAX_TILES - 1);
+    if (i >= ctl[NTILES]) return;
+    if (Atomics.compareExchange(ctl, CLAIM, c, c + 1) !== c) continue;
+    // the claim succeeded, so job `gen` is still the one described in ctl
+    const fn = (kernels as unknown as Record<string, AnyKernel>)[PARALLEL_KERNELS[ctl[FN]]];
+    const r0 = i * ctl[TILE];
+    runRows(fn, ctl, r0, Math.min(ctl[ROWS], r0 + ctl[TILE]), tid);
+    if (Atomics.add(ctl, FINISHED, 1) + 1 === ctl[NTILES]) Atomics.notify(ctl, FINISHED);
+  }
+}
+
+function runRows(fn: AnyKernel, ctl: Int32Array, r0: number, r1: number, tid: number): void {
   const a = ctl;
   switch (ctl[NARGS]) {
     case 3:

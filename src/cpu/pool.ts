@@ -1,6 +1,6 @@
 import { MetalaError } from "../errors.js";
 import { PARALLEL_KERNELS, type Kernels, type ParallelKernel } from "./kernels.js";
-import { ALIGN, ARGS, CONTROL_INTS, DONE, FN, GEN, MAX_ARGS, NARGS, NTHREADS, QUIT, ROWS, SPINS, runShare } from "./pool-protocol.js";
+import { ARGS, CLAIM, CONTROL_INTS, FINISHED, FN, GEN, MAX_ARGS, MAX_TILES, NARGS, NTILES, QUIT, ROWS, SPINS, TILE, claimStart, runTiles } from "./pool-protocol.js";
 
 interface PoolWorker {
   terminate(): unknown;
@@ -8,8 +8,8 @@ interface PoolWorker {
 
 /**
  * A persistent pool of threads over one shared memory. `run` splits a
- * kernel's rows between the calling thread (tid 0) and the workers, and
- * returns when all are done. Workers spin briefly between jobs before
+ * kernel's rows between the calling thread (tid 0) and the workers
+ * (protocol in pool-protocol.ts), and returns when all are done. Workers spin briefly between jobs before
  * sleeping, so the many small products of one token cost a few microseconds
  * of hand-off each rather than a thread wake-up.
  */
@@ -24,7 +24,6 @@ export class ThreadPool {
     private readonly workers: PoolWorker[],
   ) {
     this.ctl = new Int32Array(control);
-    this.ctl[NTHREADS] = threads;
   }
 
   static async create(kernels: Kernels, module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number): Promise<ThreadPool> {
@@ -59,29 +58,41 @@ export class ThreadPool {
     return new ThreadPool(kernels, threads, control, workers);
   }
 
-  /** Runs `kernel(...args, r0, r1, tid)` over `rows` rows in shares that are multiples of `align`. */
-  run(kernel: ParallelKernel, rows: number, align: number, args: number[]): void {
+  /**
+   * Runs `kernel(...args, r0, r1, tid)` over `rows` rows: by default in one
+   * share per thread (multiples of `align`), with `tile` > 0 (a multiple of
+   * `align`) in tiles of `tile` rows. Either way any thread may run any
+   * share, several per thread, whichever is free first.
+   */
+  run(kernel: ParallelKernel, rows: number, align: number, args: number[], tile = 0): void {
     const ctl = this.ctl;
     if (args.length > MAX_ARGS) throw new Error(`thread pool: too many arguments for ${kernel}`);
+    const size = tile > 0 ? tile : Math.max(align, Math.ceil(rows / this.threads / align) * align);
+    const tiles = Math.ceil(rows / size);
+    if (tiles > MAX_TILES) throw new Error(`thread pool: ${tiles} tiles of ${kernel} (at most ${MAX_TILES})`);
+    if (tiles === 0) return;
+    const gen = ctl[GEN] + 1;
+    // no claim of an earlier job may succeed while the job is rewritten
+    Atomics.store(ctl, CLAIM, -1);
     ctl[FN] = PARALLEL_KERNELS.indexOf(kernel);
     ctl[ROWS] = rows;
-    ctl[ALIGN] = align;
+    ctl[TILE] = size;
+    ctl[NTILES] = tiles;
     ctl[NARGS] = args.length;
     for (let i = 0; i < args.length; i++) ctl[ARGS + i] = args[i];
-    const others = this.workers.length;
-    if (others > 0) {
-      Atomics.store(ctl, DONE, 0);
-      Atomics.add(ctl, GEN, 1);
+    Atomics.store(ctl, FINISHED, 0);
+    Atomics.store(ctl, CLAIM, claimStart(gen));
+    if (this.workers.length > 0) {
+      Atomics.store(ctl, GEN, gen);
       Atomics.notify(ctl, GEN);
-    }
-    runShare(this.kernels, ctl, 0);
-    if (others === 0) return;
+    } else ctl[GEN] = gen;
+    runTiles(this.kernels, ctl, gen, 0);
     // spin first (the workers are usually a few microseconds behind); sleep when
     // they are not, e.g. when other processes hold the cores
     let spins = 0;
-    for (let done = Atomics.load(ctl, DONE); done < others; done = Atomics.load(ctl, DONE))
+    for (let done = Atomics.load(ctl, FINISHED); done < tiles; done = Atomics.load(ctl, FINISHED))
       if (++spins > SPINS && this.canWait) {
-        Atomics.wait(ctl, DONE, done, 1);
+        Atomics.wait(ctl, FINISHED, done, 1);
         spins = 0;
       }
   }

@@ -10,7 +10,7 @@ import type { MetalaConfig } from "../model/config.js";
 import { EMBED, FINAL_NORM_BIAS, FINAL_NORM_WEIGHT, LM_HEAD, layerTensorName, type LayerTensor } from "../model/names.js";
 import type { WeightSource } from "../model/source.js";
 import { FMT, type WeightDType } from "./kernels.js";
-import { rowBytes } from "./layout.js";
+import { matrixBytes, rowBytes } from "./layout.js";
 import type { ThreadPool } from "./pool.js";
 
 /** A stored weight matrix: `rows` rows of `cols` inputs in layout `dtype`. */
@@ -71,7 +71,7 @@ export function unsupportedReason(c: MetalaConfig): string | null {
 }
 
 function matrix(arena: Arena, dtype: WeightDType, rows: number, cols: number): Matrix {
-  const bytes = rows * rowBytes(dtype, cols);
+  const bytes = matrixBytes(dtype, rows, cols);
   return { dtype, fmt: FMT[dtype], ptr: arena.alloc(bytes), rows, cols, bytes };
 }
 

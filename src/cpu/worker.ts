@@ -4,7 +4,7 @@
  * loops forever on the job slot of pool-protocol.ts until told to quit.
  */
 import { instantiateKernels } from "./kernels.js";
-import { DONE, GEN, QUIT, SPINS, runShare } from "./pool-protocol.js";
+import { GEN, QUIT, SPINS, runTiles } from "./pool-protocol.js";
 
 export interface WorkerInit {
   module: WebAssembly.Module;
@@ -28,9 +28,7 @@ function serve(init: WorkerInit, ready: () => void): void {
     }
     seen = Atomics.load(ctl, GEN);
     if (Atomics.load(ctl, QUIT)) return;
-    runShare(kernels, ctl, init.tid);
-    Atomics.add(ctl, DONE, 1);
-    Atomics.notify(ctl, DONE);
+    runTiles(kernels, ctl, seen, init.tid);
   }
 }
 

@@ -1,0 +1,248 @@
+// Matrix-vector products for the Q8 and Q4 quad layouts of formats.ts (one
+// token, decode). Memory bound by design, so the work per weight byte must
+// stay below what the core can overlap with the stream:
+//
+// - the input is quantized once per product (quantizeInput) into the order
+//   the weights come in, so the inner loop has no shuffles;
+// - integer products use i32x4.dot_i16x8_s (8 multiply-adds each). A Q8
+//   piece of 16 bytes is used as loaded (each i16 lane is
+//   256 * q_odd + q_even + 128, see formats.ts) and once masked to its
+//   q_even + 128 bytes; against inputs (x_odd) and (256 x_even - x_odd) the
+//   two dot products sum to 256 * (q . x) + 32768 * sum(x_even), and the
+//   last term is subtracted per block: one mask per piece instead of the
+//   shift, mask or sign extension that separating the bytes would cost. Q4
+//   nibbles land as 4096 * w in their lanes with one shift or mask each
+//   (cheaper than sign-extending in place). The relaxed-SIMD i8 dot (16
+//   multiply-adds, the nibbles + 8 as its unsigned 7-bit operand) ran Q4
+//   1.6x faster from cache but 20-25% slower from memory, so both builds
+//   use this path;
+// - a dot product's four lanes are the quad's four rows, so a block costs
+//   one convert and one multiply-add per quad, with no horizontal sums;
+// - 32 quads (128 rows, 32 sequential streams) are read side by side:
+//   fewer streams left the hardware prefetcher too few misses in flight
+//   (measured single-threaded, q8, 1024 columns: 1 quad 5.9 GB/s, 4 quads
+//   9.4 GB/s, 8 quads 10.5 GB/s, the plain read probe 12 GB/s; more in
+//   quadGroups).
+//
+// Kernel signature: (w, xq, y, cols, accumulate, r0, r1, tid); xq from
+// quantizeInput with the same format, r0 a multiple of 4, cols a multiple
+// of 32, y 16-byte aligned. accumulate != 0 adds to y.
+
+import { madd } from "./simd";
+import { FMT_Q8, FMT_Q4, quadBlockBytes } from "./formats";
+
+// ---- input quantization
+
+// Q8 inputs of eight consecutive levels (two pieces of 4): per piece the
+// pair (x1, x3) for the loaded lanes, then (256 x0 - x1, 256 x2 - x3) for
+// the masked ones (at most 256 * 127 + 127 in magnitude: fits i16).
+// @ts-ignore: decorator
+@inline function orderQ8(n: v128): v128 {
+  const odd = i8x16.shuffle(n, n, 2, 3, 6, 7, 2, 3, 6, 7, 10, 11, 14, 15, 10, 11, 14, 15);
+  const even = i8x16.shuffle(n, n, 0, 1, 4, 5, 0, 1, 4, 5, 8, 9, 12, 13, 8, 9, 12, 13);
+  const x2 = i16x8.sub(i16x8.shl(even, 8), odd);
+  return i8x16.shuffle(odd, x2, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+}
+
+// Q4 wants a piece of 8 as x0 x2 | x4 x6 | x1 x3 | x5 x7 (the order its
+// four shifts produce).
+// @ts-ignore: decorator
+@inline function orderQ4(v: v128): v128 {
+  return i8x16.shuffle(v, v, 0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+}
+
+// @ts-ignore: decorator
+@inline function levels(xb: usize, o: usize, inv: v128): v128 {
+  return i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + o), inv)));
+}
+
+/**
+ * Quantizes x (cols f32) per block of 32 to [-127, 127] (scale max|x| / 127)
+ * for matVecQ8 (fmt Q8) or matVecQ4 (fmt Q4) into q (inputBytes(cols) of
+ * src/cpu/layout.ts): cols i16 in the order above, then the cols/32 f32
+ * scales, for Q8 then per block 32768 * (sum of its even-column levels) as
+ * i32 (the term its products subtract).
+ */
+export function quantizeInput(fmt: i32, x: usize, q: usize, cols: i32): void {
+  const nb = cols >> 5;
+  const scales = q + (<usize>cols << 1);
+  for (let b = 0; b < nb; b++) {
+    const xb = x + (<usize>b << 7);
+    let m = f32x4.splat(0);
+    for (let i = 0; i < 8; i++) m = f32x4.max(m, f32x4.abs(v128.load(xb + (<usize>i << 4))));
+    const mx = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+    const scale: f32 = mx / 127;
+    store<f32>(scales + (<usize>b << 2), scale);
+    const inv = f32x4.splat(scale > 0 ? <f32>1 / scale : 0);
+    const l0 = levels(xb, 0, inv), l1 = levels(xb, 16, inv), l2 = levels(xb, 32, inv), l3 = levels(xb, 48, inv);
+    const l4 = levels(xb, 64, inv), l5 = levels(xb, 80, inv), l6 = levels(xb, 96, inv), l7 = levels(xb, 112, inv);
+    const n0 = i16x8.narrow_i32x4_s(l0, l1), n1 = i16x8.narrow_i32x4_s(l2, l3);
+    const n2 = i16x8.narrow_i32x4_s(l4, l5), n3 = i16x8.narrow_i32x4_s(l6, l7);
+    const qb = q + (<usize>b << 6);
+    const q8 = fmt == FMT_Q8;
+    if (q8) {
+      // even columns are lanes 0 and 2 of each group of four
+      const s = i32x4.add(i32x4.add(i32x4.add(l0, l1), i32x4.add(l2, l3)), i32x4.add(i32x4.add(l4, l5), i32x4.add(l6, l7)));
+      store<i32>(scales + (<usize>nb << 2) + (<usize>b << 2), (i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 2)) << 15);
+    }
+    v128.store(qb, q8 ? orderQ8(n0) : orderQ4(n0));
+    v128.store(qb, q8 ? orderQ8(n1) : orderQ4(n1), 16);
+    v128.store(qb, q8 ? orderQ8(n2) : orderQ4(n2), 32);
+    v128.store(qb, q8 ? orderQ8(n3) : orderQ4(n3), 48);
+  }
+}
+
+// ---- block dot products: one quad-block against one input block, i32 lane i = row i
+
+// Piece k of a Q8 quad-block against its input pairs (x1: odd columns, x2:
+// 256 * even - odd).
+// @ts-ignore: decorator
+@inline function q8Piece(acc: v128, v: v128, x1: v128, x2: v128): v128 {
+  const lo = v128.and(v, i16x8.splat(0x00ff));
+  return i32x4.add(i32x4.add(acc, i32x4.dot_i16x8_s(v, x1)), i32x4.dot_i16x8_s(lo, x2));
+}
+
+// Piece k of a Q4 quad-block (SIMD128): each nibble moved to the top 4 bits
+// of its i16 lane (4096 * w) by one shift or mask; xa..xd the matching
+// input pairs.
+// @ts-ignore: decorator
+@inline function q4Piece(acc: v128, v: v128, xa: v128, xb: v128, xc: v128, xd: v128): v128 {
+  const top = i16x8.splat(<i16>0xf000);
+  const a = i32x4.add(i32x4.dot_i16x8_s(i16x8.shl(v, 12), xa), i32x4.dot_i16x8_s(v128.and(i16x8.shl(v, 8), top), xb));
+  const b = i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shl(v, 4), top), xc), i32x4.dot_i16x8_s(v128.and(v, top), xd));
+  return i32x4.add(acc, i32x4.add(a, b));
+}
+
+// @ts-ignore: decorator
+@inline function addBlock(y: usize, d: v128, scales: v128): void {
+  v128.store(y, madd(f32x4.convert_i32x4_s(d), scales, v128.load(y)));
+}
+
+// Block b of the eight quads at p + i * qs, side by side (the input loaded
+// once per piece for all of them): y[4i..4i+3] += integer sums * scales * u.
+// @ts-ignore: decorator
+@inline function addBlocks8(q8: bool, p: usize, qs: usize, xq: usize, b: i32, corr: usize, y: usize, u: v128): void {
+  const q1 = p + qs, q2 = p + 2 * qs, q3 = p + 3 * qs, q4 = p + 4 * qs, q5 = p + 5 * qs, q6 = p + 6 * qs, q7 = p + 7 * qs;
+  let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0, d4 = d0, d5 = d0, d6 = d0, d7 = d0;
+  if (q8) {
+    const xo = xq + (<usize>b << 6);
+    for (let k = 0; k < 8; k++) {
+      const e = v128.load32_splat(xo + (<usize>k << 3)), o = v128.load32_splat(xo + (<usize>k << 3), 4);
+      const at: usize = 16 + (<usize>k << 4);
+      d0 = q8Piece(d0, v128.load(p + at), e, o);
+      d1 = q8Piece(d1, v128.load(q1 + at), e, o);
+      d2 = q8Piece(d2, v128.load(q2 + at), e, o);
+      d3 = q8Piece(d3, v128.load(q3 + at), e, o);
+      d4 = q8Piece(d4, v128.load(q4 + at), e, o);
+      d5 = q8Piece(d5, v128.load(q5 + at), e, o);
+      d6 = q8Piece(d6, v128.load(q6 + at), e, o);
+      d7 = q8Piece(d7, v128.load(q7 + at), e, o);
+    }
+    const c = v128.load32_splat(corr + (<usize>b << 2));
+    d0 = i32x4.sub(d0, c); d1 = i32x4.sub(d1, c); d2 = i32x4.sub(d2, c); d3 = i32x4.sub(d3, c);
+    d4 = i32x4.sub(d4, c); d5 = i32x4.sub(d5, c); d6 = i32x4.sub(d6, c); d7 = i32x4.sub(d7, c);
+  } else {
+    const xo = xq + (<usize>b << 6);
+    for (let k = 0; k < 4; k++) {
+      const xk = xo + (<usize>k << 4);
+      const xa = v128.load32_splat(xk), xb = v128.load32_splat(xk, 4), xc = v128.load32_splat(xk, 8), xd = v128.load32_splat(xk, 12);
+      const at: usize = 16 + (<usize>k << 4);
+      d0 = q4Piece(d0, v128.load(p + at), xa, xb, xc, xd);
+      d1 = q4Piece(d1, v128.load(q1 + at), xa, xb, xc, xd);
+      d2 = q4Piece(d2, v128.load(q2 + at), xa, xb, xc, xd);
+      d3 = q4Piece(d3, v128.load(q3 + at), xa, xb, xc, xd);
+      d4 = q4Piece(d4, v128.load(q4 + at), xa, xb, xc, xd);
+      d5 = q4Piece(d5, v128.load(q5 + at), xa, xb, xc, xd);
+      d6 = q4Piece(d6, v128.load(q6 + at), xa, xb, xc, xd);
+      d7 = q4Piece(d7, v128.load(q7 + at), xa, xb, xc, xd);
+    }
+  }
+  addBlock(y, d0, f32x4.mul(v128.load(p), u));
+  addBlock(y + 16, d1, f32x4.mul(v128.load(q1), u));
+  addBlock(y + 32, d2, f32x4.mul(v128.load(q2), u));
+  addBlock(y + 48, d3, f32x4.mul(v128.load(q3), u));
+  addBlock(y + 64, d4, f32x4.mul(v128.load(q4), u));
+  addBlock(y + 80, d5, f32x4.mul(v128.load(q5), u));
+  addBlock(y + 96, d6, f32x4.mul(v128.load(q6), u));
+  addBlock(y + 112, d7, f32x4.mul(v128.load(q7), u));
+}
+
+// Integer sums of block b of the one quad-block at p.
+// @ts-ignore: decorator
+@inline function blockDot(q8: bool, p: usize, xq: usize, b: i32, corr: usize): v128 {
+  if (q8) {
+    const xo = xq + (<usize>b << 6);
+    let d = i32x4.splat(0);
+    for (let k = 0; k < 8; k++) d = q8Piece(d, v128.load(p + 16 + (<usize>k << 4)), v128.load32_splat(xo + (<usize>k << 3)), v128.load32_splat(xo + (<usize>k << 3), 4));
+    return i32x4.sub(d, v128.load32_splat(corr + (<usize>b << 2)));
+  }
+  const xo = xq + (<usize>b << 6);
+  let d = i32x4.splat(0);
+  for (let k = 0; k < 4; k++) {
+    const xk = xo + (<usize>k << 4);
+    d = q4Piece(d, v128.load(p + 16 + (<usize>k << 4)), v128.load32_splat(xk), v128.load32_splat(xk, 4), v128.load32_splat(xk, 8), v128.load32_splat(xk, 12));
+  }
+  return d;
+}
+
+// y[i] (+)= v lanes for the n (1..4) valid rows of a quad.
+// @ts-ignore: decorator
+@inline function putQuad(y: usize, v: v128, n: i32, accumulate: i32): void {
+  if (n == 4) {
+    v128.store(y, accumulate ? f32x4.add(v128.load(y), v) : v);
+    return;
+  }
+  const s0 = f32x4.extract_lane(v, 0), s1 = f32x4.extract_lane(v, 1), s2 = f32x4.extract_lane(v, 2);
+  store<f32>(y, accumulate ? load<f32>(y) + s0 : s0);
+  if (n > 1) store<f32>(y, accumulate ? load<f32>(y, 4) + s1 : s1, 4);
+  if (n > 2) store<f32>(y, accumulate ? load<f32>(y, 8) + s2 : s2, 8);
+}
+
+// Rows [r, r + 32 n) as n groups of eight quads, all 8 n quads read side by
+// side, block by block: 8 n sequential streams (measured, two threads, q8,
+// 1024 columns: 8 streams 0.79 of the read probe, 16: 0.83, 32: 0.85, 64: 0.75).
+// @ts-ignore: decorator
+@inline function quadGroups(q8: bool, n: i32, w: usize, xq: usize, y: usize, nb: i32, qs: usize, qbb: usize, xs: usize, corr: usize, unit: f32, accumulate: i32, r: i32): void {
+  const yr = y + (<usize>r << 2);
+  if (!accumulate) for (let i = 0; i < 8 * n; i++) v128.store(yr + (<usize>i << 4), f32x4.splat(0));
+  let p = w + <usize>(r >> 2) * qs;
+  for (let b = 0; b < nb; b++) {
+    const u = f32x4.mul(v128.load32_splat(xs + (<usize>b << 2)), f32x4.splat(unit));
+    for (let g = 0; g < n; g++) addBlocks8(q8, p + <usize>g * 8 * qs, qs, xq, b, corr, yr + (<usize>g << 7), u);
+    p += qbb;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function matVecQuads(q8: bool, w: usize, xq: usize, y: usize, cols: i32, accumulate: i32, r0: i32, r1: i32): void {
+  const nb = cols >> 5;
+  const qbb = quadBlockBytes(q8 ? FMT_Q8 : FMT_Q4);
+  const qs = <usize>nb * qbb; // bytes of one quad
+  const xs = xq + (<usize>cols << 1);
+  const corr = xs + (<usize>nb << 2);
+  const unit: f32 = q8 ? <f32>1 / 256 : <f32>1 / 4096;
+  let r = r0;
+  // 32 quads (128 rows) at a time, then 8, their sums kept in y (in L1)
+  // rather than in registers
+  for (; r + 128 <= r1; r += 128) quadGroups(q8, 4, w, xq, y, nb, qs, qbb, xs, corr, unit, accumulate, r);
+  for (; r + 32 <= r1; r += 32) quadGroups(q8, 1, w, xq, y, nb, qs, qbb, xs, corr, unit, accumulate, r);
+  for (; r < r1; r += 4) {
+    let p = w + <usize>(r >> 2) * qs;
+    let acc = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      acc = madd(f32x4.convert_i32x4_s(blockDot(q8, p, xq, b, corr)), f32x4.mul(v128.load(p), v128.load32_splat(xs + (<usize>b << 2))), acc);
+      p += qbb;
+    }
+    putQuad(y + (<usize>r << 2), f32x4.mul(acc, f32x4.splat(unit)), min(4, r1 - r), accumulate);
+  }
+}
+
+/** Layout Q8 of formats.ts; xq from quantizeInput(FMT_Q8, ...). */
+export function matVecQ8(w: usize, xq: usize, y: usize, cols: i32, accumulate: i32, r0: i32, r1: i32, tid: i32): void {
+  matVecQuads(true, w, xq, y, cols, accumulate, r0, r1);
+}
+
+/** Layout Q4 of formats.ts; xq from quantizeInput(FMT_Q4, ...). */
+export function matVecQ4(w: usize, xq: usize, y: usize, cols: i32, accumulate: i32, r0: i32, r1: i32, tid: i32): void {
+  matVecQuads(false, w, xq, y, cols, accumulate, r0, r1);
+}

@@ -1,0 +1,54 @@
+// The CPU engine's thread pool (src/cpu/pool.ts): every row of a job is
+// computed exactly once whatever the split (fixed shares, tiles that do or do
+// not divide the rows), over many jobs in a row, with 1 and 2 threads. Each
+// job accumulates a mat-vec onto y, so a tile run twice or skipped shows up
+// against the reference product.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { wasmFeatures } from "../dist/cpu/features.js";
+import { compileKernels, instantiateKernels } from "../dist/cpu/kernels.js";
+import { ThreadPool } from "../dist/cpu/pool.js";
+import * as ref from "../dist/reference/ops.js";
+import { seededRandom, uniform } from "./helpers/random-model.mjs";
+
+const features = await wasmFeatures();
+
+async function withPool(threads, fn) {
+  const { module } = await compileKernels(features, features.threads);
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: 64, shared: features.threads });
+  const kernels = instantiateKernels(module, memory);
+  const pool = await ThreadPool.create(kernels, module, memory, threads);
+  try {
+    await fn(pool, memory.buffer);
+  } finally {
+    pool.dispose();
+  }
+}
+
+const rows = 333, cols = 20;
+const rand = seededRandom(7);
+const W = Float32Array.from(uniform(rand, rows * cols, 1));
+const x = Float64Array.from(uniform(rand, cols, 1));
+const expected = ref.matVec(W, rows, cols, x);
+
+for (const threads of [1, 2]) {
+  test(`${threads} thread(s): 600 jobs of fixed shares and of tiles each cover every row exactly once`, async () => {
+    if (threads > 1 && !features.threads) return; // no shared memory on this host
+    await withPool(threads, async (pool, buf) => {
+      const wp = 65536, xp = wp + rows * cols * 4, yp = xp + 4096;
+      new Float32Array(buf, wp, rows * cols).set(W);
+      new Float32Array(buf, xp, cols).set(x);
+      const y = new Float32Array(buf, yp, rows);
+      y.fill(0);
+      const splits = [0, 1, 4, 7, 64, 100, 333, 1000];
+      const jobs = 600;
+      for (let j = 0; j < jobs; j++) pool.run("matVecF32", rows, 1, [wp, xp, yp, cols, 1], splits[j % splits.length]);
+      for (let r = 0; r < rows; r++) {
+        const want = jobs * expected[r];
+        assert.ok(Math.abs(y[r] - want) <= 1e-3 * (1 + Math.abs(want)), `row ${r}: ${y[r]} vs ${want}`);
+      }
+    });
+  });
+}
+
+test.run();
