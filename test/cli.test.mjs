@@ -89,7 +89,8 @@ test("eval plain output names the nll and perplexity", () => {
   const r = metala("eval", "--model", tiny, "--tokens", "5,9,13");
   assert.is(r.code, 0, r.stderr);
   const nll = Number(/^nll\s+([\d.]+) nats\/token$/m.exec(r.stdout)?.[1]);
-  assert.ok(close(nll, c.nll, 1e-6), r.stdout);
+  // the default engine here is wasm f32 (logits within 1e-4 of the max logit): the nll within 1e-5, as for eval --json
+  assert.ok(close(nll, c.nll), r.stdout);
   assert.match(r.stdout, /^perplexity\s+[\d.]+$/m);
   assert.match(r.stdout, /^tokens\s+3 \(2 scored\)$/m);
 });
