@@ -94,6 +94,25 @@ function productBounds(dtype, W, rows, cols, x, expected) {
   });
 }
 
+
+/**
+ * How far the integer mat-mat may be from the exact product for weight row r
+ * of D: each token element is rounded to a step of (its 32-block's max |x|) /
+ * 32767, so it is at most half a step off.
+ */
+function i16RoundingBound(x, D, r, cols) {
+  let bound = 0;
+  for (let b = 0; b < cols; b += 32) {
+    let m = 0, wsum = 0;
+    for (let i = b; i < b + 32; i++) {
+      m = Math.max(m, Math.abs(x[i]));
+      wsum += Math.abs(D[r * cols + i]);
+    }
+    bound += (m / 32767 / 2) * wsum;
+  }
+  return bound;
+}
+
 for (const dtype of ["f32", "f16", "q8", "q4"]) {
   test(`${MATVEC[dtype]} = reference matVec within the ${dtype} storage error (${build})`, () => {
     // row counts around the quantized kernels' 128- and 32-row steps and their 4-row remainder
@@ -171,16 +190,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
         const x = X.subarray(t * cols, (t + 1) * cols);
         const expected = ref.matVec(new Float32Array(D), rows, cols, x);
         for (let r = 0; r < rows; r++) {
-          // each token element is rounded to a step of (its block's max |x|) / 32767: at most half a step off
-          let bound = 1e-5 * (1 + Math.abs(expected[r]));
-          for (let b = 0; b < cols; b += 32) {
-            let m = 0, wsum = 0;
-            for (let i = b; i < b + 32; i++) {
-              m = Math.max(m, Math.abs(x[i]));
-              wsum += Math.abs(D[r * cols + i]);
-            }
-            bound += (m / 32767 / 2) * wsum;
-          }
+          const bound = 1e-5 * (1 + Math.abs(expected[r])) + i16RoundingBound(x, D, r, cols);
           const got = Y[t * ldy + r];
           assert.ok(Math.abs(got - expected[r]) <= bound, `${dtype} int token ${t} row ${r}: ${got} vs ${expected[r]} (bound ${bound})`);
         }
@@ -215,17 +225,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"])
       const expected = ref.matVec(D, rows, cols, x);
       for (let r = 0; r < rows; r++) {
         const y0 = Math.fround(Y0[t * ldy + r]);
-        let bound = 1e-5 * (1 + Math.abs(expected[r]) + Math.abs(y0));
-        // integer path: each token element is rounded to a step of its block's max |x| / 32767
-        if (fmt & INT_INPUT)
-          for (let b = 0; b < cols; b += 32) {
-            let m = 0, wsum = 0;
-            for (let i = b; i < b + 32; i++) {
-              m = Math.max(m, Math.abs(x[i]));
-              wsum += Math.abs(D[r * cols + i]);
-            }
-            bound += (m / 32767 / 2) * wsum;
-          }
+        const bound = 1e-5 * (1 + Math.abs(expected[r]) + Math.abs(y0)) + (fmt & INT_INPUT ? i16RoundingBound(x, D, r, cols) : 0);
         const got = Y[t * ldy + r];
         assert.ok(Math.abs(got - (y0 + expected[r])) <= bound, `${dtype} token ${t} row ${r}: ${got} vs ${y0 + expected[r]} (bound ${bound})`);
       }

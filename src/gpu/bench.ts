@@ -99,13 +99,21 @@ function randomTokens(n: number, vocab: number, seed: number): number[] {
   });
 }
 
+/** What the benchmark reads inside a webgpu engine and its sessions (engine.ts). */
+function internals(engine: import("../engine.js").Engine) {
+  const e = engine as unknown as { ctx: GpuContext; forward(): Promise<GpuForward> };
+  return { device: e.ctx.device, forward: e.forward() };
+}
+const lastCallOf = (s: import("../engine.js").EngineSession) => ({ ...(s as unknown as { lastCall: object }).lastCall });
+
 /**
  * Prefill speed of a webgpu engine at each prompt length (logits of the last
- * position only, as in generation): the best of 3 runs after a warm-up run
- * of the same length; and decode speed over `decodeSteps` steps.
+ * position only, as in generation): the best of 3 runs after a second of
+ * warm-up at the same length; and decode speed over `decodeSteps` steps.
  */
 export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, lengths: number[], params: number, decodeSteps = 64) {
   const vocab = engine.config.vocabSize;
+  const { device } = internals(engine);
   const rows: PrefillBenchRow[] = [];
   for (const T of lengths) {
     const tokens = randomTokens(T, vocab, T);
@@ -121,9 +129,9 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
       await s.prefill(tokens, "last");
       seconds = Math.min(seconds, (performance.now() - t0) / 1000);
     }
-    const lastCall = { ...(s as unknown as { lastCall: object }).lastCall };
-    const share = await opShares(engine, s, Math.min(T, (await (s as unknown as { fwd: Promise<GpuForward> }).fwd).maxTokens), 1);
-    const f = await (s as unknown as { fwd: Promise<GpuForward> }).fwd;
+    const lastCall = lastCallOf(s);
+    const f = await internals(engine).forward;
+    const share = await opShares(device, f, Math.min(T, f.maxTokens), 1);
     const memory = { gpuBufferMb: f.bufferBytes / 1e6, rssMb: typeof process === "undefined" ? NaN : process.memoryUsage().rss / 1e6 };
     rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share, lastCall, memory });
     s.dispose();
@@ -135,8 +143,7 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
   for (let i = 0; i < decodeSteps; i++) await s.step((i * 7919) % vocab);
   const decodeTokensPerS = decodeSteps / ((performance.now() - t0) / 1000);
   // where a step's time goes: the GPU work alone, and a submission + read-back with no work
-  const decodeGpu = await opShares(engine, s, 1, 1, 20);
-  const device = (engine as unknown as { ctx: GpuContext }).ctx.device;
+  const decodeGpu = await opShares(device, await internals(engine).forward, 1, 1, 20);
   const staging = device.createBuffer({ size: 16, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
   let roundTripMs = Infinity;
   for (let i = 0; i < 20; i++) {
@@ -148,18 +155,15 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
   }
   staging.destroy();
   s.dispose();
-  const decode = { stepMs: 1e3 / decodeTokensPerS, gpuMs: decodeGpu.gpuSeconds * 1e3, opsMs: decodeGpu.opsMs, emptyRoundTripMs: roundTripMs, lastCall: { ...(s as unknown as { lastCall: object }).lastCall }, readBack: await readBackSpeed(device) };
+  const decode = { stepMs: 1e3 / decodeTokensPerS, gpuMs: decodeGpu.gpuSeconds * 1e3, opsMs: decodeGpu.opsMs, emptyRoundTripMs: roundTripMs, lastCall: lastCallOf(s), readBack: await readBackSpeed(device) };
   return { prefill: rows, decodeTokensPerS, decode };
 }
 
 /**
  * Times one submission of the whole forward (and of each op family alone,
- * on the session's buffers) at T tokens with `headRows` rows of logits.
+ * on the engine's buffers) at T tokens with `headRows` rows of logits.
  */
-async function opShares(engine: import("../engine.js").Engine, session: import("../engine.js").EngineSession, T: number, headRows: number, reps = 2) {
-  const inner = session as unknown as { fwd: Promise<import("./forward.js").GpuForward> };
-  const f = await inner.fwd;
-  const device = (engine as unknown as { ctx: GpuContext }).ctx.device;
+async function opShares(device: GPUDevice, f: GpuForward, T: number, headRows: number, reps = 2) {
   device.queue.writeBuffer(f.buffers.dims, 0, new Uint32Array([T, Math.ceil(T / 64), 0, 0]));
   device.queue.writeBuffer(f.buffers.headDims, 0, new Uint32Array([headRows, 0, T - headRows, 0]));
   const time = (only?: ReadonlySet<OpFamily>) => timeGpu(device, (pass) => f.encode(pass, T, headRows, only), reps);

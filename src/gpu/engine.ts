@@ -178,14 +178,10 @@ class WebGpuSession implements EngineSession {
     this.host = emptyState(engine.config);
   }
 
-  private get fwd(): Promise<GpuForward> {
-    return this.engine.forward();
-  }
-
   private async live(): Promise<GpuForward> {
     if (this.disposed) throw new Error("webgpu session used after dispose()");
     if (this.engine.lostReason) throw this.lost(this.engine.lostReason);
-    return this.fwd;
+    return this.engine.forward();
   }
 
   saveState(working: { S: GPUBuffer; conv: GPUBuffer }[], enc: GPUCommandEncoder): void {
@@ -281,8 +277,9 @@ class WebGpuSession implements EngineSession {
     device.queue.writeBuffer(b.dims, 0, new Uint32Array([T, Math.ceil(T / 64), 0, 0]));
     device.queue.writeBuffer(b.headDims, 0, new Uint32Array([headRows, 0, T - headRows, 0]));
     const logitBytes = headRows * c.vocabSize * 4;
-    const sBytes = c.numHeads * c.headKeyDim * c.headValueDim * 4;
-    const convBytes = 3 * c.hiddenSize * 4;
+    // the layout encodeCall copies the state in: each layer's S then conv, at their buffers' sizes
+    const sBytes = b.state[0].S.size;
+    const convBytes = b.state[0].conv.size;
     const stateBytes = readState ? c.numLayers * (sBytes + convBytes) : 0;
     const staging = this.stagingOf(Math.max(16, logitBytes + stateBytes));
     const isStep = T === 1 && headRows === 1 && !readState;

@@ -72,6 +72,11 @@ export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivat
 /** Rows per workgroup of shaders/gemv.wgsl (the M = 1 form). */
 export const GEMV_ROWS = 8;
 
+/** The matrix-vector kernel's bindings: the GEMM's, then with the in-kernel norm its weight and bias. */
+function gemvBindings(wtype: WeightType, norm: boolean): BindingKind[] {
+  return norm ? [...gemmBindings(wtype), "read", "read"] : gemmBindings(wtype);
+}
+
 /**
  * The matrix-vector kernel: its input row as stored, or (`norm`) the raw
  * residual stream normalised in the kernel, which saves a decode step the
@@ -83,7 +88,7 @@ export function gemvSpec(epilogue: GemmEpilogue, act: GluActivation = "silu", wt
     files: ["math.wgsl", "activations.wgsl", ...weightFiles(wtype), "gemm-io.wgsl", ...(norm ? ["reduce.wgsl", "gemv-input-norm.wgsl"] : ["gemv-input.wgsl"]), "gemv.wgsl"],
     defs: { RB: GEMV_ROWS, EPILOGUE: EPILOGUE_CODE[epilogue], ...(norm ? { LAYERNORM: norm.layernorm, NORM_BINDING: base.length } : {}) },
     extra: gluActSource(act),
-    bindings: norm ? [...base, "read", "read"] as BindingKind[] : base,
+    bindings: gemvBindings(wtype, !!norm),
   };
 }
 
@@ -146,7 +151,7 @@ export class GemmOp {
     }
     this.bindGroup = p.bindGroup(gemmBindings(wtype), list, "gemm");
     const n = parts.gemvNorm;
-    this.gemvBindGroup = n ? p.bindGroup([...gemmBindings(wtype), "read", "read"], [list[0], list[1], n.A, ...list.slice(3), n.w, n.b], "gemv norm") : this.bindGroup;
+    this.gemvBindGroup = n ? p.bindGroup(gemvBindings(wtype, true), [list[0], list[1], n.A, ...list.slice(3), n.w, n.b], "gemv norm") : this.bindGroup;
   }
 
   static async create(
