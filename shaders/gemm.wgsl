@@ -13,6 +13,12 @@
 //                                   4 (2 of l1, then the same 2 of l2) and
 //                                   C gets act(l1) * l2 at half the width
 //   fn glu_act(x: f32) -> f32       the GLU activation (EPILOGUE 2 only)
+//   const SPLIT: bool               split-K: workgroup z sums its own slice
+//                                   of K and stores the bare partial sum at
+//                                   C[(z * M + m) * N + n] (no bias, no
+//                                   epilogue); the norm that reads the
+//                                   residual next adds the slices up
+//                                   (norm.wgsl, PARTIALS)
 //
 // Both tiles are staged in workgroup memory transposed (k-major), so the
 // inner loop reads a column of A and a row of W as vec4s and does TM x TN
@@ -33,10 +39,17 @@ var<workgroup> As: array<vec4<f32>, BK * SA / 4u>;
 var<workgroup> Bs: array<vec4<f32>, BK * SB / 4u>;
 
 @compute @workgroup_size(NT)
-fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let M = rows.M;
   let N = p.N;
-  let K = p.K;
+  // this workgroup's K range [kb, K): all of it, or slice z of nwg.z (whole BK steps)
+  var kb = 0u;
+  var K = p.K;
+  if (SPLIT) {
+    let slice = (p.K + nwg.z * BK - 1u) / (nwg.z * BK) * BK;
+    kb = min(p.K, wid.z * slice);
+    K = min(p.K, kb + slice);
+  }
   let tx = tid % WX;
   let ty = tid / WX;
   let m0 = wid.y * BM;
@@ -50,19 +63,19 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   for (var i = 0u; i < LA; i++) {
     let e = tid + i * NT;
     let r = m0 + e / KQ;
-    let k = (e % KQ) * 4u;
+    let k = kb + (e % KQ) * 4u;
     let ok = r < M && k < K;
-    ra[i] = select(vec4<f32>(0.0), A[(p.a_off + min(r, M - 1u) * p.lda + min(k, K - 4u)) / 4u], ok);
+    ra[i] = select(vec4<f32>(0.0), A[(p.a_off + min(r, M - 1u) * p.lda + min(k, p.K - 4u)) / 4u], ok);
   }
   for (var i = 0u; i < LB; i++) {
     let e = tid + i * NT;
     let r = n0 + e / KQ;
-    let k = (e % KQ) * 4u;
+    let k = kb + (e % KQ) * 4u;
     let ok = r < N && k < K;
-    rb[i] = select(vec4<f32>(0.0), load_w((p.w_off + min(r, N - 1u) * K + min(k, K - 4u)) / 4u), ok);
+    rb[i] = select(vec4<f32>(0.0), load_w((p.w_off + min(r, N - 1u) * p.K + min(k, p.K - 4u)) / 4u), ok);
   }
 
-  for (var k0 = 0u; k0 < K; k0 += BK) {
+  for (var k0 = kb; k0 < K; k0 += BK) {
     for (var i = 0u; i < LA; i++) {
       let e = tid + i * NT;
       let r = e / KQ;
@@ -92,14 +105,14 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
         let r = m0 + e / KQ;
         let k = kn + (e % KQ) * 4u;
         let ok = r < M && k < K;
-        ra[i] = select(vec4<f32>(0.0), A[(p.a_off + min(r, M - 1u) * p.lda + min(k, K - 4u)) / 4u], ok);
+        ra[i] = select(vec4<f32>(0.0), A[(p.a_off + min(r, M - 1u) * p.lda + min(k, p.K - 4u)) / 4u], ok);
       }
       for (var i = 0u; i < LB; i++) {
         let e = tid + i * NT;
         let r = n0 + e / KQ;
         let k = kn + (e % KQ) * 4u;
         let ok = r < N && k < K;
-        rb[i] = select(vec4<f32>(0.0), load_w((p.w_off + min(r, N - 1u) * K + min(k, K - 4u)) / 4u), ok);
+        rb[i] = select(vec4<f32>(0.0), load_w((p.w_off + min(r, N - 1u) * p.K + min(k, p.K - 4u)) / 4u), ok);
       }
     }
 
@@ -125,7 +138,10 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       let c = n0 + tx * TN + j * 4u;
       if (c >= N) { break; }
       let v = acc[i * (TN / 4u) + j];
-      if (EPILOGUE == 2u) {
+      if (SPLIT) {
+        let o = (wid.z * M + r) * N + c;
+        for (var q = 0u; q < 4u; q++) { if (c + q < N) { C[o + q] = v[q]; } }
+      } else if (EPILOGUE == 2u) {
         // N is a multiple of 4 here: [l1 c, l1 c+1, l2 c, l2 c+1]
         let bb = vec4<f32>(bias[p.b_off + c], bias[p.b_off + c + 1u], bias[p.b_off + c + 2u], bias[p.b_off + c + 3u]);
         let h = v + bb;

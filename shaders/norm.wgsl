@@ -3,12 +3,10 @@
 //   LAYERNORM true:  (x - mean) / sqrt(var + 1e-5) * w + b   (nn.LayerNorm)
 // Rows dims.start .. dims.start + dims.T of X go to rows 0.. of Y (the
 // final norm reads only the rows whose logits are wanted).
-// Host constants: D, LAYERNORM: bool.
+// Host constants: D, LAYERNORM: bool. The bindings of X and Dims, and
+// fold_residual, come from norm-io.wgsl (X as it is) or norm-residual-io.wgsl
+// (X first gets the split-K partial sums of the product before it).
 
-struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
-
-@group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
@@ -19,6 +17,8 @@ const NT: u32 = 256u;
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let src = (dims.start + wid.x) * D;
   let dst = wid.x * D;
+  // each invocation touches the same elements (i = tid + j NT) below: no barrier needed
+  fold_residual(dims.start + wid.x, tid);
   if (LAYERNORM) {
     var s = 0.0;
     for (var i = tid; i < D; i += NT) { s += X[src + i]; }

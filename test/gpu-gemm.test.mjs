@@ -39,7 +39,7 @@ function refNorm(x, layernorm, w, b) {
   return Float64Array.from(x, (e, i) => (layernorm ? (e - mean) * inv * w[i] + b[i] : e * inv));
 }
 
-async function runGemm(ctx, { M, N, K, lda, epilogue, act = "silu", tile, C0, aOff = 0, norm }) {
+async function runGemm(ctx, { M, N, K, lda, epilogue, act = "silu", tile, C0, aOff = 0, norm, splits = 1 }) {
   const { device } = ctx;
   const p = (pipelines ??= new Pipelines(device));
   const A = randomArray(aOff + M * lda, 11 + M + K);
@@ -62,19 +62,23 @@ async function runGemm(ctx, { M, N, K, lda, epilogue, act = "silu", tile, C0, aO
     normB = randomArray(K, 29, 0.5);
     normParts = { A: uploadF32(device, A), w: uploadF32(device, normW), b: uploadF32(device, normB), layernorm: norm === "layernorm" };
   }
-  const op = await GemmOp.create(p, { N, K, lda, ldc: outCols, aOff }, epilogue, act, { ...bufs, gemvNorm: normParts });
+  // split-K: the slices' sums land in `partials`, poisoned first so that a slice left unwritten shows
+  const partials = splits > 1 ? uploadF32(device, new Float32Array(splits * M * N).fill(1e30)) : undefined;
+  const op = await GemmOp.create(p, { N, K, lda, ldc: outCols, aOff }, epilogue, act, { ...bufs, gemvNorm: normParts, partials });
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
-  op.encode(pass, M, tile);
+  op.encode(pass, M, tile, splits);
   pass.end();
   device.queue.submit([enc.finish()]);
   const got = await readF32(device, bufs.C, M * outCols);
+  const sliceSums = partials && (await readF32(device, partials, splits * M * N));
+  partials?.destroy();
   const input = norm ? refNorm(Float64Array.from(A.subarray(aOff, aOff + K)), norm === "layernorm", normW, normB) : A.subarray(aOff);
   const ref = refGemm(input, W, bias, M, N, K, lda);
   for (const b of Object.values(bufs)) b.destroy();
   if (normParts) for (const b of [normParts.A, normParts.w, normParts.b]) b.destroy();
   op.destroy();
-  return { got, ref, init };
+  return { got, ref, init, sliceSums };
 }
 
 test("gemm store: every tile shape, ragged M and N, K not a multiple of the K step", async () => {
@@ -129,6 +133,25 @@ test("gemm add: accumulates into C (the residual)", async () => {
   const { got, ref } = await runGemm(ctx, { M, N, K, lda: K, epilogue: "add", C0 });
   const want = ref.map((x, i) => x + C0[i]);
   assert.ok(relError(got, want) < 1e-6, `rel error ${relError(got, want)}`);
+});
+
+test("gemm split over K: the slices' sums add up to the product, C is left alone", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t64x32])
+    // K 200 in 4 slices of 64: the last slice gets 8; K 40 in 4: the last two slices are empty
+    for (const [M, N, K, splits] of [[70, 48, 200, 4], [130, 72, 96, 2], [5, 16, 40, 4]]) {
+      const C0 = randomArray(M * N, 41);
+      const { got, ref, sliceSums, init } = await runGemm(ctx, { M, N, K, lda: K, epilogue: "add", C0, tile, splits });
+      assert.equal(Array.from(got), Array.from(init), "C untouched");
+      const bias = randomArray(N, 3 + N, 0.25);
+      const sum = new Float64Array(M * N);
+      for (let z = 0; z < splits; z++) for (let i = 0; i < M * N; i++) sum[i] += sliceSums[z * M * N + i];
+      // the reference includes the bias, the slices do not (the norm adds it)
+      const want = ref.map((x, i) => x - bias[i % N]);
+      const e = relError(sum, want);
+      assert.ok(e < 1e-6, `tile ${tile.BM}x${tile.BN} M=${M} N=${N} K=${K} splits=${splits}: rel error ${e}`);
+    }
 });
 
 for (const [act, f] of [["silu", silu], ["gelu", gelu]])

@@ -5,7 +5,7 @@
  *        [--lengths 512,2048,8192,32768] [--decode-steps 64] [--gemm]
  *
  * prints one JSON object per line: the adapter; with --gemm the projection
- * GEMM alone per tile shape on the model's shapes (T = 2048); per prompt
+ * GEMM alone per tile shape and split-K count on the model's shapes (T = 512, 1024, 2048); per prompt
  * length the prefill speed, effective TFLOP/s (2 x parameters x tokens /
  * time), the GLA's and GEMMs' shares of the GPU time and each GLA kernel's
  * time; then decode tokens/s.
@@ -30,7 +30,7 @@ const source = modelDir ? await openCheckpoint(modelDir) : presetSource(flag("pr
 const c = source.config;
 if (process.argv.includes("--gemm")) {
   const d = c.hiddenSize;
-  const shapes = [512, 2048].flatMap((M) => [
+  const shapes = [512, 1024, 2048].flatMap((M) => [
     { M, N: 2 * c.keyDim + 2 * d, K: d },
     { M, N: d, K: d, epilogue: "add" as const },
     { M, N: 2 * c.gluDim, K: d, epilogue: "glu" as const },

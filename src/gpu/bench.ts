@@ -1,6 +1,6 @@
 import type { GluActivation } from "../model/config.js";
 import { openDevice, type GpuContext } from "./device.js";
-import { GEMM_TILES, GemmOp, chooseTile, type GemmEpilogue, type GemmTile } from "./gemm.js";
+import { GEMM_TILES, GemmOp, SPLIT_COUNTS, chooseSplits, chooseTile, type GemmEpilogue, type GemmTile } from "./gemm.js";
 import { GEMM_FAMILIES, OP_FAMILIES, type GpuForward, type OpFamily } from "./forward.js";
 import { Pipelines, storageBuffer, uniformU32 } from "./pipelines.js";
 
@@ -26,6 +26,8 @@ export interface GemmBenchRow {
   K: number;
   epilogue: GemmEpilogue;
   tile: string;
+  /** Slices of K (the residual-adding products only; their norm's adding-up is not timed). */
+  splits: number;
   chosen: boolean;
   ms: number;
   tflops: number;
@@ -55,14 +57,17 @@ export async function benchGemm(
       W: storageBuffer(device, N * K * (wtype === "f16" ? 2 : 4)),
       bias: storageBuffer(device, N * 4),
       C: storageBuffer(device, M * outCols * 4),
+      ...(epilogue === "add" ? { partials: storageBuffer(device, SPLIT_COUNTS[SPLIT_COUNTS.length - 1] * M * N * 4) } : {}),
     };
     const op = await GemmOp.create(p, { N, K, lda: K, ldc: outCols }, epilogue, act, bufs, tiles, wtype);
-    const chosen = chooseTile(M, N);
+    const chosenSplits = epilogue === "add" ? chooseSplits(M, N, K) : 1;
+    const chosen = chooseTile(M, N, tiles, chosenSplits);
     const reps = Math.max(3, Math.min(200, Math.round(2e11 / (2 * M * N * K))));
-    for (const [name, tile] of Object.entries(tiles)) {
-      const s = await timeGpu(device, (pass) => op.encode(pass, M, tile), reps);
-      rowsOut.push({ M, N, K, epilogue, tile: name, chosen: tile === chosen, ms: s * 1e3, tflops: (2 * M * N * K) / s / 1e12 });
-    }
+    for (const splits of epilogue === "add" ? SPLIT_COUNTS : [1])
+      for (const [name, tile] of Object.entries(tiles)) {
+        const s = await timeGpu(device, (pass) => op.encode(pass, M, tile, splits), reps);
+        rowsOut.push({ M, N, K, epilogue, tile: name, splits, chosen: tile === chosen && splits === chosenSplits, ms: s * 1e3, tflops: (2 * M * N * K) / s / 1e12 });
+      }
     op.destroy();
     for (const b of Object.values(bufs)) b.destroy();
   }
@@ -164,8 +169,9 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
  * on the engine's buffers) at T tokens with `headRows` rows of logits.
  */
 async function opShares(device: GPUDevice, f: GpuForward, T: number, headRows: number, reps = 2) {
-  device.queue.writeBuffer(f.buffers.dims, 0, new Uint32Array([T, Math.ceil(T / 64), 0, 0]));
-  device.queue.writeBuffer(f.buffers.headDims, 0, new Uint32Array([headRows, 0, T - headRows, 0]));
+  const u = f.uniforms(T, headRows);
+  device.queue.writeBuffer(f.buffers.dims, 0, u.dims);
+  device.queue.writeBuffer(f.buffers.headDims, 0, u.headDims);
   const time = (only?: ReadonlySet<OpFamily>) => timeGpu(device, (pass) => f.encode(pass, T, headRows, only), reps);
   const whole = await time();
   // one forward per submission, waited for: what a prefill call pays before its read-back

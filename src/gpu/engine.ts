@@ -4,7 +4,7 @@ import type { MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { GpuForward } from "./forward.js";
-import { GEMM_TILES } from "./gemm.js";
+import { GEMM_PLAN, GEMM_TILES } from "./gemm.js";
 import { GpuLostError } from "./lost.js";
 import { pipelinesFor, type Pipelines } from "./pipelines.js";
 import { uploadWeights, type GpuWeights } from "./weights.js";
@@ -17,6 +17,8 @@ export interface WebGpuEngineOptions {
   context?: GpuContext;
   /** Largest storage binding to use, below the device's limit (tests of the split weight upload). */
   maxBindingBytes?: number;
+  /** Least K per split-K slice (default GEMM_PLAN's; tests set it low to split a small model's products). */
+  minSplitK?: number;
 }
 
 /** Layers per submission of a prefill chunk (submitInParts). */
@@ -76,6 +78,7 @@ class GpuEngine implements WebGpuEngine {
     readonly weights: GpuWeights,
     readonly chunkTokens: number,
     private readonly ownsDevice: boolean,
+    private readonly minSplitK = GEMM_PLAN.minSplitK,
   ) {
     const i = ctx.info;
     this.description = `webgpu ${[i.vendor, i.architecture, i.device].filter(Boolean).join(" ") || "adapter"}${i.isFallbackAdapter ? " (software)" : ""} ${weights.wtype} weights`;
@@ -117,7 +120,7 @@ class GpuEngine implements WebGpuEngine {
       const maxTokens = this.chunkTokens;
       // a software adapter gains nothing from tile shapes: one saves compiling the others
       const tiles = this.ctx.info.isFallbackAdapter ? { t64x64: GEMM_TILES.t64x64 } : GEMM_TILES;
-      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), tiles);
+      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), { tiles, minSplitK: this.minSplitK });
     }
     return this.forwardPromise;
   }
@@ -274,8 +277,9 @@ class WebGpuSession implements EngineSession {
     const T = tokens.length;
     const b = f.buffers;
     device.queue.writeBuffer(b.tokens, 0, Uint32Array.from(tokens));
-    device.queue.writeBuffer(b.dims, 0, new Uint32Array([T, Math.ceil(T / 64), 0, 0]));
-    device.queue.writeBuffer(b.headDims, 0, new Uint32Array([headRows, 0, T - headRows, 0]));
+    const u = f.uniforms(T, headRows);
+    device.queue.writeBuffer(b.dims, 0, u.dims);
+    device.queue.writeBuffer(b.headDims, 0, u.headDims);
     const logitBytes = headRows * c.vocabSize * 4;
     // the layout encodeCall copies the state in: each layer's S then conv, at their buffers' sizes
     const sBytes = b.state[0].S.size;
@@ -309,17 +313,16 @@ class WebGpuSession implements EngineSession {
     const out: Float32Array[] = [];
     for (let r = 0; r < headRows; r++) out.push(new Float32Array(mapped.slice(r * c.vocabSize * 4, (r + 1) * c.vocabSize * 4)));
     if (readState) {
-      const position = this.host.position + this.pending.length + T;
-      let o = logitBytes;
-      this.host = {
-        position,
-        layers: b.state.map(() => {
-          const S = new Float32Array(mapped.slice(o, o + sBytes));
-          const conv = new Float32Array(mapped.slice(o + sBytes, o + sBytes + convBytes));
-          o += sBytes + convBytes;
-          return { S, conv };
-        }),
-      };
+      // into the session's own arrays (exportState and lost() hand out copies): no 6.6 MB allocation per prefill at 380m;
+      // each layer's S then conv at their (16-byte rounded) buffer sizes
+      const src = new Float32Array(mapped, logitBytes, stateBytes / 4);
+      const sFloats = sBytes / 4, convFloats = convBytes / 4;
+      this.host.position += this.pending.length + T;
+      this.host.layers.forEach((layer, l) => {
+        const o = l * (sFloats + convFloats);
+        layer.S.set(src.subarray(o, o + layer.S.length));
+        layer.conv.set(src.subarray(o + sFloats, o + sFloats + layer.conv.length));
+      });
       this.pending = [];
     } else for (let i = 0; i < T; i++) this.pending.push(tokens[i]);
     staging.unmap();
@@ -420,7 +423,7 @@ export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngin
   try {
     const pipelines = pipelinesFor(ctx.device);
     const weights = await uploadWeights(ctx.device, source, maxBinding, dtype);
-    return new GpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context);
+    return new GpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context, opts.minSplitK);
   } catch (e) {
     if (!opts.context) ctx.device.destroy();
     throw e;

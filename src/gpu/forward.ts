@@ -1,9 +1,17 @@
 import type { MetalaConfig } from "../model/config.js";
 import { cdiv, GLA_CHUNK, makeDispatch, modelDefs, type Dispatch } from "./dispatch.js";
-import { GEMM_TILES, GemmOp, type GemmTile } from "./gemm.js";
+import { chooseSplits, GEMM_PLAN, GemmOp, type GemmPlan } from "./gemm.js";
 import { GlaOp } from "./gla.js";
 import { storageBuffer, uniformU32, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
+
+/**
+ * Split-K count of the two residual-adding products (out and down, both d
+ * wide) over T tokens: one count for both, so one uniform tells every norm.
+ */
+function residualSplits(T: number, c: MetalaConfig, plan: GemmPlan): number {
+  return chooseSplits(T, c.hiddenSize, Math.min(c.hiddenSize, c.gluDim), plan);
+}
 
 /** The families of ops a forward pass records, as the benchmark times them. */
 export const OP_FAMILIES = ["embed", "norm+conv", "qkvg", "gla", "out", "glu", "down", "head"] as const;
@@ -49,6 +57,7 @@ export class GpuForward {
     readonly layers: LayerOps[],
     private readonly finalNorm: Dispatch,
     private readonly headOps: GemmOp[],
+    private readonly plan: GemmPlan,
   ) {}
 
   static async create(
@@ -57,8 +66,9 @@ export class GpuForward {
     c: MetalaConfig,
     maxTokens: number,
     logitRows: number,
-    tiles: Record<string, GemmTile> = GEMM_TILES,
+    plan: GemmPlan = GEMM_PLAN,
   ): Promise<GpuForward> {
+    const tiles = plan.tiles;
     const device = p.device;
     const m = modelDefs(c);
     const d = c.hiddenSize, glu = c.gluDim, V = c.vocabSize;
@@ -85,9 +95,18 @@ export class GpuForward {
     const HN = buf(logitRows * d, "head in");
     const logits = buf(logitRows * V, "logits");
     const state = w.layers.map((_, l) => ({ S: buf(m.H * m.K * m.V, `L${l}.S`), conv: buf(3 * d, `L${l}.conv`) }));
+    // the split-K sums of the residual-adding products, for the largest splits x rows any chunk uses
+    let partialRows = 1;
+    for (let T = 2; T <= maxTokens; T++) if (residualSplits(T, c, plan) > 1) partialRows = Math.max(partialRows, residualSplits(T, c, plan) * T);
+    const partials = buf(partialRows * d, "split-K sums");
 
     const normDefs = { D: d, LAYERNORM: c.normType === "layernorm" };
     const rowsGrid = (T: number): [number] => [T];
+    // a norm right after a residual-adding product first completes X with its split-K sums and bias
+    const norm = (uniform: GPUBuffer, nw: { w: GPUBuffer; b: GPUBuffer }, out: GPUBuffer, productBias?: GPUBuffer) =>
+      productBias
+        ? makeDispatch(p, ["reduce.wgsl", "norm-residual-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "rw", "read", "read", "rw", "read", "read"], [uniform, X, nw.w, nw.b, out, partials, productBias], rowsGrid)
+        : makeDispatch(p, ["reduce.wgsl", "norm-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [uniform, X, nw.w, nw.b, out], rowsGrid);
     const embedOps = await Promise.all(
       w.embed.map((part) =>
         makeDispatch(
@@ -102,14 +121,14 @@ export class GpuForward {
     );
     const layers = await Promise.all(
       w.layers.map(async (lw, l): Promise<LayerOps> => ({
-        tokenNorm: await makeDispatch(p, ["reduce.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.tokenNorm.w, lw.tokenNorm.b, XN], rowsGrid),
+        tokenNorm: await norm(dims, lw.tokenNorm, XN, l > 0 ? w.layers[l - 1].b3 : undefined),
         conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d }, ["uniform", "read", "read", "read", "rw"], [dims, XN, lw.conv, state[l].conv, CV], (T) => [cdiv(d, 64), T]),
         convState: await makeDispatch(p, ["short-conv-state.wgsl"], { D: d }, ["uniform", "read", "rw"], [dims, XN, state[l].conv], () => [cdiv(d, 64)]),
         convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, state[l].conv, CV], () => [1]),
         qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg }, tiles, w.wtype),
         gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug }),
-        out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out }, tiles, w.wtype),
-        channelNorm: await makeDispatch(p, ["reduce.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [dims, X, lw.channelNorm.w, lw.channelNorm.b, XN], rowsGrid),
+        out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials }, tiles, w.wtype),
+        channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
         glu: await GemmOp.create(
           p,
           { N: 2 * glu, K: d, lda: d, ldc: glu },
@@ -119,14 +138,25 @@ export class GpuForward {
           tiles,
           w.wtype,
         ),
-        down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3 }, tiles, w.wtype),
+        down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials }, tiles, w.wtype),
       })),
     );
-    const finalNorm = await makeDispatch(p, ["reduce.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [headDims, X, w.finalNorm.w, w.finalNorm.b, HN], rowsGrid);
+    const finalNorm = await norm(headDims, w.finalNorm, HN, w.layers[w.layers.length - 1].b3);
     const headOps = await Promise.all(
       w.head.map((part) => GemmOp.create(p, { N: part.rows, K: d, lda: d, ldc: V, cOff: part.lo }, "store", c.gluAct, { rows: headDims, A: HN, W: part.buffer, bias: w.zeroBias, C: logits }, tiles, w.tableType)),
     );
-    return new GpuForward(c, maxTokens, logitRows, { tokens, dims, headDims, state, logits }, owned, embedOps, layers, finalNorm, headOps);
+    return new GpuForward(c, maxTokens, logitRows, { tokens, dims, headDims, state, logits }, owned, embedOps, layers, finalNorm, headOps, plan);
+  }
+
+  /**
+   * What a call over T tokens writes to the dims and head-dims uniforms
+   * before recording: sizes, the head's first row, and the split-K count the
+   * norms add up (0: the products completed X themselves).
+   */
+  uniforms(T: number, headRows: number): { dims: Uint32Array<ArrayBuffer>; headDims: Uint32Array<ArrayBuffer> } {
+    const s = residualSplits(T, this.config, this.plan);
+    const splits = s > 1 ? s : 0;
+    return { dims: new Uint32Array([T, cdiv(T, GLA_CHUNK), 0, splits]), headDims: new Uint32Array([headRows, 0, T - headRows, splits]) };
   }
 
   /**
@@ -146,6 +176,7 @@ export class GpuForward {
    */
   encodeLayers(pass: GPUComputePassEncoder, T: number, headRows: number, from: number, to: number, only?: ReadonlySet<OpFamily>): void {
     const nC = cdiv(T, GLA_CHUNK);
+    const splits = residualSplits(T, this.config, this.plan);
     const on = (f: OpFamily) => !only || only.has(f);
     if (from === 0 && on("embed")) for (const e of this.embedOps) e.encode(pass, T, nC);
     for (const l of this.layers.slice(from, to)) {
@@ -159,11 +190,11 @@ export class GpuForward {
       }
       if (on("qkvg")) l.qkvg.encode(pass, T);
       if (on("gla")) l.gla.encode(pass, T, nC);
-      if (on("out")) l.out.encode(pass, T);
+      if (on("out")) l.out.encode(pass, T, undefined, splits);
       // a decode step's GLU product normalises its input itself
       if (on("norm+conv") && T > 1) l.channelNorm.encode(pass, T, nC);
       if (on("glu")) l.glu.encode(pass, T);
-      if (on("down")) l.down.encode(pass, T);
+      if (on("down")) l.down.encode(pass, T, undefined, splits);
     }
     if (to === this.layers.length && on("head") && headRows > 0) {
       this.finalNorm.encode(pass, headRows, 0);

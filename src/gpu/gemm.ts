@@ -33,10 +33,44 @@ export const GEMM_TILES: Record<string, GemmTile> = {
  */
 const ENOUGH_WORKGROUPS = 256;
 
-export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile> = GEMM_TILES): GemmTile {
+/** Split-K counts a product whose sums a norm adds up (gemm.wgsl SPLIT) may use. */
+export const SPLIT_COUNTS = [1, 2, 4] as const;
+
+/**
+ * How the tiled products of a forward pass are shaped: the tile variants
+ * (largest first), and the least K a split-K slice may get (fewer steps
+ * than that and the slices' loads outweigh the parallelism they buy).
+ */
+export interface GemmPlan {
+  tiles: Record<string, GemmTile>;
+  minSplitK: number;
+}
+export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
+
+/** The first (largest) tile that gives ENOUGH_WORKGROUPS with `splits` slices of K, else the smallest. */
+export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile> = GEMM_TILES, splits = 1): GemmTile {
   const all = Object.values(tiles);
-  for (const t of all) if (Math.ceil(M / t.BM) * Math.ceil(N / t.BN) >= ENOUGH_WORKGROUPS) return t;
+  for (const t of all) if (Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * splits >= ENOUGH_WORKGROUPS) return t;
   return all[all.length - 1];
+}
+
+/**
+ * Slices of K for a product of M rows into N columns, for the products a
+ * norm reduces: with too few output tiles for the largest tile (short
+ * prompts, the 1024-wide projections), K is cut so that big, efficient
+ * tiles still fill the GPU, instead of shrinking the tiles.
+ */
+export function chooseSplits(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): number {
+  if (M <= 1) return 1;
+  const big = Object.values(plan.tiles)[0];
+  const tiles = Math.ceil(M / big.BM) * Math.ceil(N / big.BN);
+  let splits = 1;
+  for (const s of SPLIT_COUNTS) {
+    if (K / s < plan.minSplitK) break;
+    splits = s;
+    if (tiles * s >= ENOUGH_WORKGROUPS) break;
+  }
+  return splits;
 }
 
 export const GEMM_BINDINGS: BindingKind[] = ["uniform", "uniform", "read", "read", "read", "rw"];
@@ -60,10 +94,10 @@ function weightFiles(wtype: WeightType): string[] {
   return wtype === "q8" || wtype === "q4" ? ["weights-quant.wgsl", `weights-${wtype}.wgsl`] : [`weights-${wtype}.wgsl`];
 }
 
-export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32") {
+export function gemmSpec(tile: GemmTile, epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32", split = false) {
   return {
     files: ["math.wgsl", "activations.wgsl", ...weightFiles(wtype), "gemm-io.wgsl", "gemm.wgsl"],
-    defs: { ...tile, EPILOGUE: EPILOGUE_CODE[epilogue] },
+    defs: { ...tile, EPILOGUE: EPILOGUE_CODE[epilogue], SPLIT: split },
     extra: gluActSource(act),
     bindings: gemmBindings(wtype),
   };
@@ -105,6 +139,11 @@ export interface GemmParts {
    * of A and applies the norm (weight w, bias b) itself.
    */
   gemvNorm?: { A: BufferPart; w: BufferPart; b: BufferPart; layernorm: boolean };
+  /**
+   * "add" only: where split-K slices store their sums ([splits][M][N]), for
+   * the norm that reads C next to add up (norm-residual-io.wgsl).
+   */
+  partials?: BufferPart;
 }
 
 export interface GemmShape {
@@ -127,8 +166,10 @@ export interface GemmShape {
  */
 export class GemmOp {
   private readonly pipelines = new Map<GemmTile, GPUComputePipeline>();
+  private readonly splitPipelines = new Map<GemmTile, GPUComputePipeline>();
   private readonly bindGroup: GPUBindGroup;
   private readonly gemvBindGroup: GPUBindGroup;
+  private readonly splitBindGroup?: GPUBindGroup;
   readonly params: GPUBuffer;
 
   private constructor(
@@ -136,12 +177,14 @@ export class GemmOp {
     readonly epilogue: GemmEpilogue,
     private readonly tiles: Record<string, GemmTile>,
     pipes: [GemmTile, GPUComputePipeline][],
+    splitPipes: [GemmTile, GPUComputePipeline][],
     private readonly gemv: GPUComputePipeline,
     p: Pipelines,
     parts: GemmParts,
     wtype: WeightType,
   ) {
     for (const [t, pl] of pipes) this.pipelines.set(t, pl);
+    for (const [t, pl] of splitPipes) this.splitPipelines.set(t, pl);
     const s = shape;
     this.params = uniformU32(p.device, [s.N, s.K, s.lda, s.ldc, s.aOff ?? 0, s.cOff ?? 0, s.wOff ?? 0, s.bOff ?? 0], "gemm params");
     const list = [this.params, parts.rows, parts.A, parts.W, parts.bias, parts.C];
@@ -150,6 +193,7 @@ export class GemmOp {
       list.push(parts.scales);
     }
     this.bindGroup = p.bindGroup(gemmBindings(wtype), list, "gemm");
+    if (parts.partials) this.splitBindGroup = p.bindGroup(gemmBindings(wtype), list.map((b, i) => (i === 5 ? parts.partials! : b)), "gemm split");
     const n = parts.gemvNorm;
     this.gemvBindGroup = n ? p.bindGroup(gemvBindings(wtype, true), [list[0], list[1], n.A, ...list.slice(3), n.w, n.b], "gemv norm") : this.bindGroup;
   }
@@ -163,27 +207,33 @@ export class GemmOp {
     tiles: Record<string, GemmTile> = GEMM_TILES,
     wtype: WeightType = "f32",
   ): Promise<GemmOp> {
-    const pipes = await Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act, wtype))] as [GemmTile, GPUComputePipeline]));
+    if (parts.partials && epilogue !== "add") throw new Error("only a residual-adding product can be split over K");
+    const variants = (split: boolean) => Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act, wtype, split))] as [GemmTile, GPUComputePipeline]));
+    const pipes = await variants(false);
+    const splitPipes = parts.partials ? await variants(true) : [];
     const gemv = await p.pipeline(gemvSpec(epilogue, act, wtype, parts.gemvNorm && { layernorm: parts.gemvNorm.layernorm }));
-    return new GemmOp(shape, epilogue, tiles, pipes, gemv, p, parts, wtype);
+    return new GemmOp(shape, epilogue, tiles, pipes, splitPipes, gemv, p, parts, wtype);
   }
 
   /**
    * Records the product for M rows (M must equal the value in the rows
    * uniform when this runs): the matrix-vector kernel for one row, else the
    * tiled kernel (`tile` forces a tile shape, for tests and benchmarks).
+   * With `splits` > 1 the K slices' sums go to the partials buffer and C is
+   * left for the next norm to complete.
    */
-  encode(pass: GPUComputePassEncoder, M: number, tile?: GemmTile): void {
-    if (M === 1 && !tile) {
+  encode(pass: GPUComputePassEncoder, M: number, tile?: GemmTile, splits = 1): void {
+    if (M === 1 && !tile && splits === 1) {
       pass.setPipeline(this.gemv);
       pass.setBindGroup(0, this.gemvBindGroup);
       pass.dispatchWorkgroups(Math.ceil(this.shape.N / GEMV_ROWS));
       return;
     }
-    tile ??= chooseTile(M, this.shape.N, this.tiles);
-    pass.setPipeline(this.pipelines.get(tile)!);
-    pass.setBindGroup(0, this.bindGroup);
-    pass.dispatchWorkgroups(Math.ceil(this.shape.N / tile.BN), Math.ceil(M / tile.BM));
+    tile ??= chooseTile(M, this.shape.N, this.tiles, splits);
+    if (splits > 1 && !this.splitBindGroup) throw new Error("this product has no partials buffer to split K into");
+    pass.setPipeline((splits > 1 ? this.splitPipelines : this.pipelines).get(tile)!);
+    pass.setBindGroup(0, splits > 1 ? this.splitBindGroup! : this.bindGroup);
+    pass.dispatchWorkgroups(Math.ceil(this.shape.N / tile.BN), Math.ceil(M / tile.BM), splits);
   }
 
   destroy(): void {

@@ -18,26 +18,38 @@ export interface GlaBuffers {
 }
 
 /**
- * Below this many (chunk, head) pairs the chunk-state and output kernels
- * split the value columns in two (VS = 2), so that a short prompt still
- * gives a big GPU enough workgroups (measured on an H200 at T = 512: 64
- * pairs for 132 multiprocessors).
+ * Workgroups the chunk-state and output kernels aim for: with fewer (chunk,
+ * head) pairs they split the value columns over VS workgroups, so that a
+ * short prompt still fills a big GPU (on an H200 at T = 512: 64 pairs for
+ * 132 multiprocessors).
  */
-const SPLIT_BELOW = 256;
+const ENOUGH_WORKGROUPS = 256;
+
+/**
+ * Value-column splits offered (where they divide V). Measured on the H200
+ * at T = 512 over 24 layers: chunk-state 0.61 ms at VS = 2, 0.46 at 4; the
+ * output kernel, which recomputes its chunk's scores in every split, 1.27
+ * ms at 2 and 1.39 at 4, so it stops at 2.
+ */
+const STATE_SPLITS = [1, 2, 4];
+const OUTPUT_SPLITS = [1, 2];
 
 export class GlaOp {
   private constructor(
     /** decay-key, chunk-state, scan, output, finish */
-    private readonly steps: Dispatch[],
-    /** the same with chunk-state and output splitting the value columns (null where V is odd) */
-    private readonly splitSteps: Dispatch[] | null,
+    private readonly decayKey: Dispatch,
+    /** chunk-state and output kernels by value-column split VS, ascending */
+    private readonly chunkStates: { VS: number; d: Dispatch }[],
+    private readonly scan: Dispatch,
+    private readonly outputs: { VS: number; d: Dispatch }[],
+    private readonly finish: Dispatch,
     private readonly step: Dispatch,
-    /** chunk count under which the split form runs */
-    private readonly splitBelow: number,
+    private readonly heads: number,
+    private readonly enough: number,
   ) {}
 
-  /** `splitBelow`: (chunk, head) pairs under which the value columns are split (tests force either form). */
-  static async create(p: Pipelines, m: ModelDefs, b: GlaBuffers, splitBelow = SPLIT_BELOW): Promise<GlaOp> {
+  /** `enough`: workgroups to aim for when choosing the value-column split (tests force each form). */
+  static async create(p: Pipelines, m: ModelDefs, b: GlaBuffers, enough = ENOUGH_WORKGROUPS): Promise<GlaOp> {
     const chunkState = (VS: number) =>
       makeDispatch(p, ["gla-chunk-state.wgsl"], { H: m.H, K: m.K, V: m.V, DK: m.DK, NP: m.NP, V_OFF: m.V_OFF, VS }, ["uniform", "read", "read", "read", "rw"], [b.dims, b.P, b.B, b.Kk, b.U], (_T, nC) => [nC, m.H, VS]);
     const output = (VS: number) =>
@@ -49,7 +61,7 @@ export class GlaOp {
         [b.dims, b.P, b.B, b.Kk, b.U, b.O],
         (_T, nC) => [nC, m.H, VS],
       );
-    const [decayKey, scan, finish, state1, output1] = await Promise.all([
+    const [decayKey, scan, finish] = await Promise.all([
       makeDispatch(p, ["math.wgsl", "gla-decay-key.wgsl"], { DK: m.DK, NP: m.NP, A_OFF: m.A_OFF }, ["uniform", "read", "rw", "rw"], [b.dims, b.P, b.B, b.Kk], (_T, nC) => [cdiv(m.DK, 64), nC]),
       makeDispatch(p, ["gla-scan.wgsl"], { H: m.H, K: m.K, V: m.V, DK: m.DK }, ["uniform", "read", "rw", "rw"], [b.dims, b.B, b.U, b.S], () => [cdiv(m.H * m.K * m.V, 256)]),
       makeDispatch(
@@ -60,10 +72,9 @@ export class GlaOp {
         [b.dims, b.P, b.Kk, b.waug, b.O],
         (T) => [T, m.H],
       ),
-      chunkState(1),
-      output(1),
     ]);
-    const split = m.V % 2 === 0 ? [decayKey, await chunkState(2), scan, await output(2), finish] : null;
+    const variants = (splits: number[], make: (VS: number) => Promise<Dispatch>) => Promise.all(splits.filter((VS) => m.V % VS === 0).map(async (VS) => ({ VS, d: await make(VS) })));
+    const [chunkStates, outputs] = await Promise.all([variants(STATE_SPLITS, chunkState), variants(OUTPUT_SPLITS, output)]);
     const step = await makeDispatch(
       p,
       ["math.wgsl", "reduce.wgsl", "gla-step.wgsl"],
@@ -72,12 +83,13 @@ export class GlaOp {
       [b.P, b.waug, b.S, b.O],
       () => [m.H],
     );
-    return new GlaOp([decayKey, state1, scan, output1, finish], split, step, splitBelow / m.H);
+    return new GlaOp(decayKey, chunkStates, scan, outputs, finish, step, m.H, enough);
   }
 
   /** The chunked passes for nC chunks, in order: decay-key, chunk-state, scan, output, finish (public for per-kernel timing). */
   kernels(nC: number): Dispatch[] {
-    return this.splitSteps && nC < this.splitBelow ? this.splitSteps : this.steps;
+    const pick = (vs: { VS: number; d: Dispatch }[]) => (vs.find((v) => nC * this.heads * v.VS >= this.enough) ?? vs[vs.length - 1]).d;
+    return [this.decayKey, pick(this.chunkStates), this.scan, pick(this.outputs), this.finish];
   }
 
   /** The chunked passes, or for a single token the fused recurrent step (one dispatch instead of five). */
