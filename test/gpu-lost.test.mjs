@@ -40,6 +40,38 @@ test("device lost: GpuLostError (kind device) with the last read-back state and 
   await source.close();
 });
 
+test("device lost between the parts of a prefill: the state of the call before, not a mix of old and new layers", async () => {
+  if (!(await gpuOrSkip())) return;
+  const fx = loadFixture("layernorm-gelu");
+  const source = await openFixtureModel(fx);
+  const ctx = await openDevice(); // its own device: this test destroys it
+  const engine = await createWebGpuEngine(source, { context: ctx });
+  const s = engine.createSession();
+  const c = fx.cases.find((x) => x.tokens.length === 65);
+  await s.prefill(c.tokens.slice(0, 40), "none");
+  const saved = await s.exportState();
+  // the device goes away once the prefill's first part has run, before its second (2 layers: 2 parts)
+  const queue = ctx.device.queue;
+  const submit = queue.submit.bind(queue);
+  let submits = 0;
+  queue.submit = (buffers) => {
+    if (++submits === 2) queue.onSubmittedWorkDone().then(() => ctx.device.destroy());
+    else submit(buffers);
+  };
+  let err;
+  try {
+    await s.prefill(c.tokens.slice(40), "last");
+  } catch (e) {
+    err = e;
+  }
+  assert.is(submits, 2, "the prefill went in two parts");
+  assert.ok(err instanceof GpuLostError, `expected GpuLostError, got ${err}`);
+  assert.is(err.state.position, 40);
+  assert.equal(err.replay, []);
+  assert.ok(stateError(err.state, saved) === 0, "every layer's state is the one before the failed prefill");
+  await source.close();
+});
+
 test("embedding split over several storage bindings: logits unchanged", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;

@@ -14,6 +14,7 @@ import { MetalaError } from "../errors.js";
 import type { WeightSource } from "../model/source.js";
 import { choiceFlag, intFlag, parseFlags } from "./args.js";
 import { DTYPES, type Dtype } from "./common.js";
+import { warmUp } from "../runtime/warm-up.js";
 
 type BenchDType = Dtype;
 
@@ -120,13 +121,10 @@ export async function main(args: string[]): Promise<void> {
   const vocab = source.config.vocabSize;
   const session = target.engine.createSession();
 
-  // warm-up at the measured length, for a second at least: lets the wasm
-  // tiers compile the hot kernels, a GPU driver set up the pipelines of this
-  // shape, and a GPU that idled while the weights loaded raise its clocks
-  // (an H200 ran the first prefills after a 10 s load 3x slower)
-  const warm = performance.now();
-  do await session.prefill(tokens(promptTokens, vocab, 7), "last");
-  while (performance.now() - warm < 1000);
+  // warm-up at the measured length: the wasm tiers compile the hot kernels,
+  // a GPU driver sets up the pipelines of this shape and raises its clocks
+  const warmTokens = tokens(promptTokens, vocab, 7);
+  await warmUp(() => session.prefill(warmTokens, "last"));
   for (let i = 0; i < 4; i++) await session.step(i % vocab);
 
   const bandwidth = await target.probeBandwidth();

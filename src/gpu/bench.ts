@@ -3,6 +3,7 @@ import { openDevice, type GpuContext } from "./device.js";
 import { GEMM_TILES, GemmOp, SPLIT_COUNTS, chooseSplits, chooseTile, type GemmEpilogue, type GemmTile } from "./gemm.js";
 import { GEMM_FAMILIES, OP_FAMILIES, type GpuForward, type OpFamily } from "./forward.js";
 import { Pipelines, storageBuffer, uniformU32 } from "./pipelines.js";
+import { warmUp } from "../runtime/warm-up.js";
 
 /** Wall time of `reps` recordings of `encode` in one pass and one submission, after one warm-up submission. */
 export async function timeGpu(device: GPUDevice, encode: (pass: GPUComputePassEncoder) => void, reps: number): Promise<number> {
@@ -123,10 +124,7 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
   for (const T of lengths) {
     const tokens = randomTokens(T, vocab, T);
     const s = engine.createSession();
-    // a second of warm-up: a GPU that idled while the weights loaded raises its clocks first
-    const warm = performance.now();
-    do await s.prefill(tokens, "last");
-    while (performance.now() - warm < 1000);
+    await warmUp(() => s.prefill(tokens, "last"));
     let seconds = Infinity;
     for (let rep = 0; rep < 3; rep++) {
       s.reset();

@@ -21,7 +21,7 @@ export interface WebGpuEngineOptions {
   minSplitK?: number;
 }
 
-/** Layers per submission of a prefill chunk (submitInParts). */
+/** Layers per submission of a prefill chunk after its first, one-layer part (partsOf). */
 const LAYERS_PER_SUBMISSION = 4;
 
 /** Rows of logits one submission can return when all positions are wanted. */
@@ -167,7 +167,9 @@ class WebGpuSession implements EngineSession {
   /** Tokens consumed on the GPU since `host` was read back. */
   private pending: number[] = [];
   private disposed = false;
-  private readonly stagings = new Map<number, GPUBuffer>();
+  private readonly stagings = new Map<string, GPUBuffer>();
+  /** Where a call's state read-back lands until every part of it arrived; then swapped with `host`. */
+  private incoming: ModelState;
   /** The next decode step's commands, recorded ahead, valid while the engine's epoch is unchanged. */
   private prepared: { cmd: GPUCommandBuffer; epoch: number } | null = null;
   /** Where the last call's time went, in ms (for benchmarks): recording + submission, waiting for the GPU and the mapping (recording the next step meanwhile), copying the results out. */
@@ -179,6 +181,7 @@ class WebGpuSession implements EngineSession {
 
   constructor(private readonly engine: GpuEngine) {
     this.host = emptyState(engine.config);
+    this.incoming = emptyState(engine.config);
   }
 
   private async live(): Promise<GpuForward> {
@@ -214,8 +217,9 @@ class WebGpuSession implements EngineSession {
   /**
    * The commands of one call, or of its layers [from, to): the session's
    * state swapped in if needed (first part), the forward pass over T tokens,
-   * then (last part) copies of the wanted logits, and of the state when
-   * `readState`, into one staging buffer.
+   * then copies into `staging`: the wanted logits (last part), followed by
+   * the state of layers [from, to) when `readState` (each layer's S then
+   * conv, at their buffers' sizes).
    */
   private encodeCall(f: GpuForward, T: number, headRows: number, readState: boolean, staging: GPUBuffer, from = 0, to = f.layers.length): GPUCommandBuffer {
     const c = this.engine.config;
@@ -227,12 +231,12 @@ class WebGpuSession implements EngineSession {
       f.encodeLayers(pass, T, headRows, from, to);
       pass.end();
     }
-    if (to < f.layers.length) return enc.finish();
-    const logitBytes = headRows * c.vocabSize * 4;
+    const last = to === f.layers.length;
+    const logitBytes = last ? headRows * c.vocabSize * 4 : 0;
     if (logitBytes) enc.copyBufferToBuffer(b.logits, 0, staging, 0, logitBytes);
     if (readState) {
       let o = logitBytes;
-      for (const s of b.state) {
+      for (const s of b.state.slice(from, to)) {
         enc.copyBufferToBuffer(s.S, 0, staging, o, s.S.size);
         enc.copyBufferToBuffer(s.conv, 0, staging, o + s.S.size, s.conv.size);
         o += s.S.size + s.conv.size;
@@ -242,33 +246,40 @@ class WebGpuSession implements EngineSession {
   }
 
   /**
-   * Submits a prefill chunk in parts of a few layers: the GPU starts on the
-   * first part while the next are recorded (recording and submitting a
-   * 24-layer pass took 2-4 ms on an H200 host, a sixth of the GPU time of a
-   * 512-token prefill).
+   * The layer ranges a call is submitted in. A prefill goes in parts: the
+   * GPU starts on the first (one layer) while the next are recorded
+   * (recording and submitting a 24-layer pass took 2-5 ms on an H200 host,
+   * up to a third of the GPU time of a 512-token prefill), and each part's
+   * state is read back while the GPU runs the later ones.
    */
-  private submitInParts(f: GpuForward, T: number, headRows: number, readState: boolean, staging: GPUBuffer): void {
-    const queue = this.engine.ctx.device.queue;
+  private partsOf(f: GpuForward, T: number): [number, number][] {
     const L = f.layers.length;
-    for (let from = 0; from < L; from += LAYERS_PER_SUBMISSION)
-      queue.submit([this.encodeCall(f, T, headRows, readState, staging, from, Math.min(L, from + LAYERS_PER_SUBMISSION))]);
+    if (T <= 1) return [[0, L]];
+    const parts: [number, number][] = [[0, 1]];
+    for (let from = 1; from < L; from += LAYERS_PER_SUBMISSION) parts.push([from, Math.min(L, from + LAYERS_PER_SUBMISSION)]);
+    return parts;
   }
 
-  /** One mappable buffer per read-back size (a decode step's, a prefill's), kept between calls. */
-  private stagingOf(size: number): GPUBuffer {
-    let b = this.stagings.get(size);
+  /** One mappable buffer per part and read-back size (a decode step's, a prefill part's), kept between calls. */
+  private stagingOf(part: number, size: number): GPUBuffer {
+    const key = `${part}:${size}`;
+    let b = this.stagings.get(key);
     if (!b) {
-      b = this.engine.ctx.device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: "read-back" });
-      this.stagings.set(size, b);
+      b = this.engine.ctx.device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: `read-back ${key}` });
+      this.stagings.set(key, b);
     }
     return b;
   }
 
   /**
-   * One submission: the commands of encodeCall, then one mapping of the
-   * staging buffer. A decode step's commands do not depend on the token (it
-   * is written to a buffer), so the next step's are recorded while the GPU
-   * runs this one, and used if nothing else was recorded on the engine since.
+   * One call: its parts submitted (each part's staging buffer mapped as soon
+   * as it is submitted), then the mappings taken in order: the logits come
+   * from the last; with `readState` each part's layers are copied into
+   * `incoming`, which becomes the host state only when every part arrived
+   * (a device lost midway leaves the state of the previous call). A decode
+   * step's commands do not depend on the token (it is written to a buffer),
+   * so the next step's are recorded while the GPU runs this one, and used if
+   * nothing else was recorded on the engine since.
    */
   private async run(f: GpuForward, tokens: ArrayLike<number>, headRows: number, readState: boolean): Promise<Float32Array[]> {
     const t0 = performance.now();
@@ -281,53 +292,68 @@ class WebGpuSession implements EngineSession {
     device.queue.writeBuffer(b.dims, 0, u.dims);
     device.queue.writeBuffer(b.headDims, 0, u.headDims);
     const logitBytes = headRows * c.vocabSize * 4;
-    // the layout encodeCall copies the state in: each layer's S then conv, at their buffers' sizes
-    const sBytes = b.state[0].S.size;
-    const convBytes = b.state[0].conv.size;
-    const stateBytes = readState ? c.numLayers * (sBytes + convBytes) : 0;
-    const staging = this.stagingOf(Math.max(16, logitBytes + stateBytes));
+    const layerBytes = readState ? b.state[0].S.size + b.state[0].conv.size : 0;
+    const parts = this.partsOf(f, T);
+    const stagings = parts.map(([from, to], i) => this.stagingOf(i, Math.max(16, (i === parts.length - 1 ? logitBytes : 0) + (to - from) * layerBytes)));
     const isStep = T === 1 && headRows === 1 && !readState;
     const ready = isStep && this.prepared !== null && this.prepared.epoch === this.engine.epoch && !this.zero;
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
-    if (ready) device.queue.submit([this.prepared!.cmd]);
-    else if (T > 1) this.submitInParts(f, T, headRows, readState, staging);
-    else device.queue.submit([this.encodeCall(f, T, headRows, readState, staging)]);
+    const maps: Promise<undefined>[] = [];
+    parts.forEach(([from, to], i) => {
+      device.queue.submit([ready ? this.prepared!.cmd : this.encodeCall(f, T, headRows, readState, stagings[i], from, to)]);
+      maps.push(stagings[i].mapAsync(GPUMapMode.READ));
+    });
     const t1 = performance.now();
-    this.prepared = isStep ? { cmd: this.encodeCall(f, 1, 1, false, staging), epoch: this.engine.epoch } : null;
+    this.prepared = isStep ? { cmd: this.encodeCall(f, 1, 1, false, stagings[0]), epoch: this.engine.epoch } : null;
     // both popped before any await: another session's call may push scopes of its own meanwhile
     const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
+    const settled = Promise.allSettled(maps);
+    const fail = async (reason: string) => {
+      await settled;
+      for (const s of stagings) if (s.mapState === "mapped") s.unmap();
+      return this.lost(reason);
+    };
     const err = validation ?? oom;
-    if (err) throw this.lost(`GPU error: ${err.message}`);
-    try {
-      await staging.mapAsync(GPUMapMode.READ);
-    } catch (e) {
-      throw this.lost(this.engine.lostReason ?? `read-back failed: ${(e as Error).message}`);
-    }
-    if (this.engine.lostReason) {
-      staging.unmap();
-      throw this.lost(this.engine.lostReason);
-    }
-    const t2 = performance.now();
-    const mapped = staging.getMappedRange();
+    if (err) throw await fail(`GPU error: ${err.message}`);
+    let waitMs = 0, readMs = 0;
     const out: Float32Array[] = [];
-    for (let r = 0; r < headRows; r++) out.push(new Float32Array(mapped.slice(r * c.vocabSize * 4, (r + 1) * c.vocabSize * 4)));
+    for (let i = 0; i < parts.length; i++) {
+      const tw = performance.now();
+      let tr = tw;
+      try {
+        await maps[i];
+        if (this.engine.lostReason) throw new Error(this.engine.lostReason);
+        tr = performance.now();
+        const mapped = stagings[i].getMappedRange();
+        const logitsHere = i === parts.length - 1 ? logitBytes : 0;
+        for (let r = 0; r < logitsHere / (c.vocabSize * 4); r++) out.push(new Float32Array(mapped.slice(r * c.vocabSize * 4, (r + 1) * c.vocabSize * 4)));
+        if (readState) this.copyLayers(mapped, logitsHere, parts[i][0], parts[i][1], b.state[0].S.size, b.state[0].conv.size);
+        stagings[i].unmap();
+      } catch (e) {
+        throw await fail(this.engine.lostReason ?? `read-back failed: ${(e as Error).message}`);
+      }
+      waitMs += tr - tw;
+      readMs += performance.now() - tr;
+    }
     if (readState) {
-      // into the session's own arrays (exportState and lost() hand out copies): no 6.6 MB allocation per prefill at 380m;
-      // each layer's S then conv at their (16-byte rounded) buffer sizes
-      const src = new Float32Array(mapped, logitBytes, stateBytes / 4);
-      const sFloats = sBytes / 4, convFloats = convBytes / 4;
-      this.host.position += this.pending.length + T;
-      this.host.layers.forEach((layer, l) => {
-        const o = l * (sFloats + convFloats);
-        layer.S.set(src.subarray(o, o + layer.S.length));
-        layer.conv.set(src.subarray(o + sFloats, o + sFloats + layer.conv.length));
-      });
+      [this.host, this.incoming] = [this.incoming, this.host];
+      this.host.position = this.incoming.position + this.pending.length + T;
       this.pending = [];
     } else for (let i = 0; i < T; i++) this.pending.push(tokens[i]);
-    staging.unmap();
-    Object.assign(this.lastCall, { encodeMs: t1 - t0, waitMs: t2 - t1, readMs: performance.now() - t2 });
+    Object.assign(this.lastCall, { encodeMs: t1 - t0, waitMs, readMs });
     return out;
+  }
+
+  /** Layers [from, to) of a read-back (each S then conv, at the buffers' 16-byte rounded sizes) into `incoming`. */
+  private copyLayers(mapped: ArrayBuffer, offset: number, from: number, to: number, sBytes: number, convBytes: number): void {
+    const src = new Float32Array(mapped, offset, ((to - from) * (sBytes + convBytes)) / 4);
+    for (let l = from; l < to; l++) {
+      const o = ((l - from) * (sBytes + convBytes)) / 4;
+      const layer = this.incoming.layers[l];
+      layer.S.set(src.subarray(o, o + layer.S.length));
+      layer.conv.set(src.subarray(o + sBytes / 4, o + sBytes / 4 + layer.conv.length));
+    }
   }
 
   async prefill(tokens: ArrayLike<number>, want: LogitsWanted = "last"): Promise<Float32Array[]> {
