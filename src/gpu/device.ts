@@ -46,6 +46,10 @@ async function findGpu(): Promise<{ gpu: GPU; source: WebGpuInfo["source"] }> {
   } catch (e) {
     throw new MetalaError("device", `WebGPU is not available: the optional package "webgpu" could not be loaded (${(e as Error).message.split("\n")[0]})`);
   }
+  // The Vulkan loader prints "error: XDG_RUNTIME_DIR is invalid or not set"
+  // on a headless machine (a server, CI) while probing window-system
+  // support a compute engine never uses: give it the temp folder instead.
+  if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = (await import("node:os")).tmpdir();
   // Dawn's classes (GPUBufferUsage, ...) are what the WebGPU code refers to as globals.
   for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   return { gpu: mod.create([]), source: "webgpu package" };

@@ -96,15 +96,16 @@ export class GpuForward {
     const logits = buf(logitRows * V, "logits");
     const state = w.layers.map((_, l) => ({ S: buf(m.H * m.K * m.V, `L${l}.S`), conv: buf(3 * d, `L${l}.conv`) }));
     // the split-K sums of the residual-adding products, for the largest splits x rows any chunk uses
-    let partialRows = 1;
+    // (none, and no split pipelines to compile, where no chunk length splits: small models)
+    let partialRows = 0;
     for (let T = 2; T <= maxTokens; T++) if (residualSplits(T, c, plan) > 1) partialRows = Math.max(partialRows, residualSplits(T, c, plan) * T);
-    const partials = buf(partialRows * d, "split-K sums");
+    const partials = partialRows > 0 ? buf(partialRows * d, "split-K sums") : undefined;
 
     const normDefs = { D: d, LAYERNORM: c.normType === "layernorm" };
     const rowsGrid = (T: number): [number] => [T];
     // a norm right after a residual-adding product first completes X with its split-K sums and bias
     const norm = (uniform: GPUBuffer, nw: { w: GPUBuffer; b: GPUBuffer }, out: GPUBuffer, productBias?: GPUBuffer) =>
-      productBias
+      productBias && partials
         ? makeDispatch(p, ["reduce.wgsl", "norm-residual-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "rw", "read", "read", "rw", "read", "read"], [uniform, X, nw.w, nw.b, out, partials, productBias], rowsGrid)
         : makeDispatch(p, ["reduce.wgsl", "norm-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [uniform, X, nw.w, nw.b, out], rowsGrid);
     const embedOps = await Promise.all(
