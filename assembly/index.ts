@@ -1,7 +1,7 @@
 // The CPU engine's kernels: pure functions over pointers into the one
 // imported (shared) memory. src/cpu/ owns the memory plan and threads.
-export { matVecF32, matVecF16, matVecQ8, matVecQ4, quantizeInput, dequantizeRows } from "./matvec";
-export { matMat, matMatScratchBytes, prepareTokens, preparedBytes } from "./matmat";
+export { matVecF32, matVecF16, matVecQ8, matVecQ4, quantizeInput, quantizeBlocks, dequantizeRows } from "./matvec";
+export { matMat, matMatFormat, matMatScratchBytes, prepareTokens, prepareTokenGroups, preparedBytes } from "./matmat";
 export { rmsNorm, layerNorm, embed, shortConvStep, decayKey, glaStep, selfAugment, headNorm, gateOutput, tokenMixerHeads, addBias, glu, argmax, topK } from "./ops";
 export { readBandwidth } from "./probe";
 export { quantizeRows } from "./quantize";

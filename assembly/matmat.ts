@@ -3,16 +3,14 @@
 // sits in cache, which is what makes prefill compute-bound instead of
 // bandwidth-bound.
 //
-// Both paths are register-blocked on tiles of 8 weight rows x 4 tokens: the
-// weights are repacked per 8 rows into a panel (for each column the 8 rows'
-// values side by side), the tokens per 4 into groups (for each column the 4
-// tokens' values side by side; prepareTokens, once per product, shared by
-// the threads), so that the inner loop walks two pointers with constant
+// Every path runs the one register tile of 8 weight rows x 4 tokens (tile<T>
+// below): the weights are repacked per 8 rows into a panel (for each column,
+// column pair or column quad the 8 rows' values side by side), the tokens
+// per 4 into groups (prepareTokens, once per product, shared by the
+// threads), so that the inner loop walks two pointers with constant
 // offsets: 2 panel loads and 4 broadcasts feed 8 vector multiply-adds.
 // Repacking costs O(rows x cols + T x cols) per chunk, next to the
-// O(rows x cols x T) arithmetic. (Measured, one thread, 1024 columns: f32
-// 14.5 GMAC/s, the integer path 21-23, against 14 and 15 for the earlier
-// 4x2 / 4x4 tiles with one pointer per row and token.)
+// O(rows x cols x T) arithmetic.
 //
 // Float path (F32, F16): f32 multiply-adds (fused in the relaxed build).
 // Integer path (INT_INPUT added to Q8/Q4): SIMD128 has no fused float
@@ -20,11 +18,21 @@
 // i32x4.dot_i16x8_s does 8 MACs in one instruction. The tokens are quantized
 // per block of 32 to i16 (scale max/32767, far finer than the weights' own
 // steps), the weights expanded to i16 pairs in the panel.
+// I8 path (I8_INPUT added to Q4, relaxed build only): see I8_INPUT.
+//
+// What bounds them (x64, V8 12 / Node 20, one thread, inner loop of this
+// tile shape over L1-resident data): every multiply-add is 2 vector ALU
+// operations (mul + add, or dot + add) on 3 ports, so f32 tops out at
+// 6 MACs per cycle (13-14 GMAC/s measured), dot_i16x8_s at 12 (27-28);
+// relaxed_madd 16, the relaxed i8 dot summed in i16 33. The tile reaches
+// f32 ~95%, integer ~85%, I8 ~90% of these (the rest: block scales,
+// repacking). Other tile shapes change loads per MAC, not ALU operations
+// per MAC, and loads are not what bounds this loop.
 //
 // X is [T, cols] f32; output row r of token t goes to y[t * ldy + r].
 
 import { madd } from "./simd";
-import { FMT_F32, blockScale, unpackRowI16 } from "./formats";
+import { FMT_F32, FMT_Q4, FMT_Q8, blockScale, unpackRowI16 } from "./formats";
 import { dequantizeRows } from "./matvec";
 
 // @ts-ignore: decorator
@@ -65,33 +73,52 @@ function interleave4(a: usize, b: usize, c: usize, d: usize, n: usize, dst: usiz
 /** Added to a format: matMat's x is already in prepareTokens' layout. */
 export const PREPARED: i32 = 32;
 
+// preparedBytes and matMatScratchBytes have a host twin in
+// src/cpu/matmat-layout.ts (the memory plan is made before the kernels are
+// instantiated); the kernel tests hold the two equal.
+
 /** Bytes of prepareTokens' output for T tokens of cols. */
 export function preparedBytes(fmt: i32, T: i32, cols: i32): usize {
   const c = <usize>cols, t = <usize>((T + 3) & ~3);
+  if (fmt & I8_INPUT) return t * c + t * (c >> 5) * 8;
   return fmt & INT_INPUT ? t * c * 2 + t * (c >> 5) * 4 : t * c * 4;
 }
 
 /**
  * X [T, cols] f32 -> the tile layout of matMat's path for `fmt` (groups of 4
- * tokens; quantized for INT_INPUT) at dst. Done once per product, so that
- * the threads, taking row tiles in any number, share it.
+ * tokens; quantized for INT_INPUT and I8_INPUT) at dst. Done once per
+ * product, so that the threads, taking row tiles in any number, share it.
  */
 export function prepareTokens(fmt: i32, x: usize, cols: i32, T: i32, dst: usize): void {
-  if (fmt & INT_INPUT) quantizeTokens(x, dst, dst + <usize>((T + 3) & ~3) * (<usize>cols << 1), cols, T);
-  else groupTokens(x, dst, cols, T);
+  prepareTokenGroups(fmt, x, cols, T, dst, 0, T, 0);
+}
+
+/** prepareTokens for tokens [t0, t1) only (t0 a multiple of 4): the thread pool's form, split by groups of 4 tokens. */
+export function prepareTokenGroups(fmt: i32, x: usize, cols: i32, T: i32, dst: usize, t0: i32, t1: i32, tid: i32): void {
+  if (fmt & I8_INPUT) quantizeTokensI8(x, dst, dst + <usize>((T + 3) & ~3) * <usize>cols, cols, T, t0, t1);
+  else if (fmt & INT_INPUT) quantizeTokens(x, dst, dst + <usize>((T + 3) & ~3) * (<usize>cols << 1), cols, T, t0, t1);
+  else groupTokens(x, dst, cols, T, t0, t1);
 }
 
 /** matMat's scratch per thread, in bytes (the caller provides threads times this). */
 export function matMatScratchBytes(fmt: i32, T: i32, cols: i32): usize {
   const c = <usize>cols;
   const own: usize = fmt & PREPARED ? 0 : preparedBytes(fmt, T, cols);
+  if (fmt & I8_INPUT) return own + c * 8 + c + c * 2 + c * 8;
   if (fmt & INT_INPUT) return own + c * 16 + c + c * 16;
   return own + c * 32 + ((fmt & 15) == FMT_F32 ? 128 : c * 32);
 }
 
+/** The flags matMat runs a matrix stored in layout `fmt` with on this build: its fastest path. */
+export function matMatFormat(fmt: i32): i32 {
+  if (ASC_FEATURE_RELAXED_SIMD && fmt == FMT_Q4) return fmt | I8_INPUT;
+  return fmt == FMT_Q8 || fmt == FMT_Q4 ? fmt | INT_INPUT : fmt;
+}
+
 /**
  * Y (+)= X W^T over weight rows [r0, r1) of a matrix stored in layout `fmt`
- * (F32, F16, or Q8/Q4 with INT_INPUT; with PREPARED x comes from
+ * (F32, F16, or Q8/Q4 with INT_INPUT, Q4 with I8_INPUT in the relaxed
+ * build: see matMatFormat; with PREPARED x comes from
  * prepareTokens); cols a multiple of 4 (of 8 for F16, of 32 for Q8/Q4).
  * `scratch` holds threads x matMatScratchBytes.
  */
@@ -104,15 +131,16 @@ export function matMat(fmt: i32, w: usize, x: usize, y: usize, cols: i32, ldy: i
     mine += preparedBytes(fmt, T, cols);
   }
   const f = fmt & 15;
-  if (fmt & INT_INPUT) matMatInt(f, w, tokens, y, cols, ldy, T, accumulate, mine, r0, r1);
+  if (ASC_FEATURE_RELAXED_SIMD && fmt & I8_INPUT) matMatI8(f, w, tokens, y, cols, ldy, T, accumulate, mine, r0, r1);
+  else if (fmt & INT_INPUT) matMatInt(f, w, tokens, y, cols, ldy, T, accumulate, mine, r0, r1);
   else matMatFloat(f, w, tokens, y, cols, ldy, T, accumulate, mine, r0, r1);
 }
 
 // Tokens [T, cols] f32 -> groups of 4 (the last repeating token T-1): per
 // column the 4 tokens' values, 16 bytes.
-function groupTokens(x: usize, q: usize, cols: i32, T: i32): void {
+function groupTokens(x: usize, q: usize, cols: i32, T: i32, t0: i32, t1: i32): void {
   const rb = <usize>cols << 2;
-  for (let t = 0; t < T; t += 4) {
+  for (let t = t0; t < t1; t += 4) {
     const r0 = x + <usize>t * rb;
     const last = x + <usize>(T - 1) * rb;
     const r1 = min(r0 + rb, last), r2 = min(r0 + 2 * rb, last), r3 = min(r0 + 3 * rb, last);
@@ -120,33 +148,101 @@ function groupTokens(x: usize, q: usize, cols: i32, T: i32): void {
   }
 }
 
-// 8 rows x 4 tokens in f32: panel pp (per column 32 bytes: rows 0-3, 4-7),
-// token group xp (per column 16 bytes). Sums of rows 0-3 / 4-7 of token j
-// land in acc + 32j, + 32j + 16.
-function tileF32(pp: usize, xp: usize, cols: i32, acc: usize): void {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
-  const end = pp + (<usize>cols << 5);
-  while (pp < end) {
-    const wa = v128.load(pp), wb = v128.load(pp, 16);
-    let u = v128.load32_splat(xp);
-    a0 = madd(wa, u, a0); b0 = madd(wb, u, b0);
-    u = v128.load32_splat(xp, 4);
-    a1 = madd(wa, u, a1); b1 = madd(wb, u, b1);
-    u = v128.load32_splat(xp, 8);
-    a2 = madd(wa, u, a2); b2 = madd(wb, u, b2);
-    u = v128.load32_splat(xp, 12);
-    a3 = madd(wa, u, a3); b3 = madd(wb, u, b3);
-    pp += 32;
-    xp += 16;
-  }
-  v128.store(acc, a0); v128.store(acc, b0, 16);
-  v128.store(acc, a1, 32); v128.store(acc, b1, 48);
-  v128.store(acc, a2, 64); v128.store(acc, b2, 80);
-  v128.store(acc, a3, 96); v128.store(acc, b3, 112);
+// The multiply-add of a tile: on f32 lanes (fused in the relaxed build), on
+// i16 pairs into i32 lanes (8 MACs per i32x4.dot_i16x8_s), or on i8 quads
+// into i16 pairs (16 MACs per relaxed dot; T = i8, relaxed build only).
+// @ts-ignore: decorator
+@inline function mac<T>(acc: v128, w: v128, x: v128): v128 {
+  // i8 tokens x weights in 0..15 (the 7-bit operand), pairs summed in i16 lanes
+  if (sizeof<T>() == 1) return i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x, w));
+  if (isInteger<T>()) return i32x4.add(acc, i32x4.dot_i16x8_s(w, x));
+  return madd(w, x, acc);
 }
 
-// Writes the 8 rows x nt tokens of a tile's sums (acc as tileF32 leaves it).
+// The register tile of both paths, 8 weight rows x 4 tokens, over the panel
+// steps [pp, end): each step is 32 bytes of panel (one column's 8 rows as
+// f32, or one column pair's 8 rows as i16 pairs) against 16 bytes of a
+// token group xp (the 4 tokens' f32, or i16 pairs): 2 panel loads and 4
+// broadcasts feed 8 multiply-adds, at constant offsets from two pointers.
+// Token j's sums of rows 0-3 / 4-7 go to out + 32j / + 32j + 16.
+//
+// The float path sums all columns in registers. The integer path sums one
+// block of 32 columns (16 steps, two per iteration: measured 5% faster than
+// one, despite the 8 broadcasts then not all fitting V8's 16 xmm registers)
+// and adds it to `out` in f32, times its rows' weight scales (ws, 8 floats
+// per block) and its tokens' scales (sx, 4 floats per block).
+function tile<T>(pp: usize, end: usize, xp: usize, out: usize, ws: usize, sx: usize): void {
+  const span: usize = sizeof<T>() == 1 ? 256 : isInteger<T>() ? 512 : end - pp;
+  if (isInteger<T>()) for (let i: usize = 0; i < 128; i += 16) v128.store(out + i, f32x4.splat(0));
+  while (pp < end) {
+    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+    let b0 = i32x4.splat(0), b1 = i32x4.splat(0), b2 = i32x4.splat(0), b3 = i32x4.splat(0);
+    const stop = pp + span;
+    while (pp < stop) {
+      const wa = v128.load(pp), wb = v128.load(pp, 16);
+      let u = v128.load32_splat(xp);
+      a0 = mac<T>(a0, wa, u); b0 = mac<T>(b0, wb, u);
+      u = v128.load32_splat(xp, 4);
+      a1 = mac<T>(a1, wa, u); b1 = mac<T>(b1, wb, u);
+      u = v128.load32_splat(xp, 8);
+      a2 = mac<T>(a2, wa, u); b2 = mac<T>(b2, wb, u);
+      u = v128.load32_splat(xp, 12);
+      a3 = mac<T>(a3, wa, u); b3 = mac<T>(b3, wb, u);
+      if (isInteger<T>()) {
+        const wc = v128.load(pp, 32), wd = v128.load(pp, 48);
+        u = v128.load32_splat(xp, 16);
+        a0 = mac<T>(a0, wc, u); b0 = mac<T>(b0, wd, u);
+        u = v128.load32_splat(xp, 20);
+        a1 = mac<T>(a1, wc, u); b1 = mac<T>(b1, wd, u);
+        u = v128.load32_splat(xp, 24);
+        a2 = mac<T>(a2, wc, u); b2 = mac<T>(b2, wd, u);
+        u = v128.load32_splat(xp, 28);
+        a3 = mac<T>(a3, wc, u); b3 = mac<T>(b3, wd, u);
+        pp += 32;
+        xp += 16;
+      }
+      pp += 32;
+      xp += 16;
+    }
+    if (sizeof<T>() == 1) {
+      // i16 pair sums -> i32 per row, less the weights' offset of 8 times the token's sum (at sx + 16)
+      const wsa = v128.load(ws), wsb = v128.load(ws, 16);
+      let c = v128.load32_splat(sx, 16);
+      addScaled(out, i32x4.sub(i32x4.extadd_pairwise_i16x8_s(a0), c), i32x4.sub(i32x4.extadd_pairwise_i16x8_s(b0), c), wsa, wsb, v128.load32_splat(sx));
+      c = v128.load32_splat(sx, 20);
+      addScaled(out + 32, i32x4.sub(i32x4.extadd_pairwise_i16x8_s(a1), c), i32x4.sub(i32x4.extadd_pairwise_i16x8_s(b1), c), wsa, wsb, v128.load32_splat(sx, 4));
+      c = v128.load32_splat(sx, 24);
+      addScaled(out + 64, i32x4.sub(i32x4.extadd_pairwise_i16x8_s(a2), c), i32x4.sub(i32x4.extadd_pairwise_i16x8_s(b2), c), wsa, wsb, v128.load32_splat(sx, 8));
+      c = v128.load32_splat(sx, 28);
+      addScaled(out + 96, i32x4.sub(i32x4.extadd_pairwise_i16x8_s(a3), c), i32x4.sub(i32x4.extadd_pairwise_i16x8_s(b3), c), wsa, wsb, v128.load32_splat(sx, 12));
+      ws += 32;
+      sx += 32;
+    } else if (isInteger<T>()) {
+      const wsa = v128.load(ws), wsb = v128.load(ws, 16);
+      addScaled(out, a0, b0, wsa, wsb, v128.load32_splat(sx));
+      addScaled(out + 32, a1, b1, wsa, wsb, v128.load32_splat(sx, 4));
+      addScaled(out + 64, a2, b2, wsa, wsb, v128.load32_splat(sx, 8));
+      addScaled(out + 96, a3, b3, wsa, wsb, v128.load32_splat(sx, 12));
+      ws += 32;
+      sx += 16;
+    } else {
+      v128.store(out, a0); v128.store(out, b0, 16);
+      v128.store(out, a1, 32); v128.store(out, b1, 48);
+      v128.store(out, a2, 64); v128.store(out, b2, 80);
+      v128.store(out, a3, 96); v128.store(out, b3, 112);
+    }
+  }
+}
+
+// One token's integer sums of rows 0-3 (a) and 4-7 (b) onto its float sums
+// at acc, times the rows' weight scales (wsa, wsb) and the token's scale s.
+// @ts-ignore: decorator
+@inline function addScaled(acc: usize, a: v128, b: v128, wsa: v128, wsb: v128, s: v128): void {
+  v128.store(acc, madd(f32x4.convert_i32x4_s(a), f32x4.mul(wsa, s), v128.load(acc)));
+  v128.store(acc, madd(f32x4.convert_i32x4_s(b), f32x4.mul(wsb, s), v128.load(acc, 16)), 16);
+}
+
+// Writes the 8 rows x nt tokens of a tile's float sums (at acc as tile leaves them).
 function putTile(y: usize, ldy: i32, t: i32, r: i32, nt: i32, nr: i32, acc: usize, accumulate: i32): void {
   const yt = <usize>t * <usize>ldy + <usize>r;
   for (let j = 0; j < nt; j++) {
@@ -179,7 +275,7 @@ function matMatFloat(fmt: i32, w: usize, xg: usize, y: usize, cols: i32, ldy: i3
       interleave4(base + min(j, last) * stride, base + min(j + 1, last) * stride, base + min(j + 2, last) * stride, base + min(j + 3, last) * stride, rb, panel + (h << 4), 32);
     }
     for (let t = 0; t < T; t += 4) {
-      tileF32(panel, xg + <usize>t * rb, cols, acc);
+      tile<f32>(panel, panel + (<usize>cols << 5), xg + <usize>t * rb, acc, 0, 0);
       putTile(y, ldy, t, r, min(4, T - t), nr, acc, accumulate);
     }
   }
@@ -188,13 +284,13 @@ function matMatFloat(fmt: i32, w: usize, xg: usize, y: usize, cols: i32, ldy: i3
 /** Added to FMT_Q8 / FMT_Q4: quantize the tokens and multiply on integers. */
 export const INT_INPUT: i32 = 16;
 
-// One token's block of 32 (at p) -> its scale max|x| / 32767.
+// One token's block of 32 (at p) -> its scale max|x| / levels.
 // @ts-ignore: decorator
-@inline function blockStep(p: usize): f32 {
+@inline function blockStep(p: usize, levels: f32): f32 {
   let m = f32x4.abs(v128.load(p));
   for (let i: usize = 16; i < 128; i += 16) m = f32x4.max(m, f32x4.abs(v128.load(p + i)));
   m = f32x4.max(m, i32x4.shuffle(m, m, 2, 3, 0, 1));
-  return max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)) / 32767;
+  return max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)) / levels;
 }
 
 // 8 values at p times inv, rounded to i16: 4 column pairs.
@@ -206,14 +302,14 @@ export const INT_INPUT: i32 = 16;
 }
 
 // Tokens [T, cols] f32 -> i16 per block of 32 with scale max/32767, laid out
-// for tile8x4: per group of 4 tokens, per column pair, the 4 tokens' pairs
+// for the tile: per group of 4 tokens, per column pair, the 4 tokens' pairs
 // (16 bytes), so one pointer and constant offsets reach all four; the block
 // scales likewise, [group][block][4 tokens]. Tokens past T repeat the last.
-function quantizeTokens(x: usize, q: usize, s: usize, cols: i32, T: i32): void {
+function quantizeTokens(x: usize, q: usize, s: usize, cols: i32, T: i32, t0: i32, t1: i32): void {
   const nb = <usize>(cols >> 5);
   const rb = <usize>cols << 2;
   const last = x + <usize>(T - 1) * rb;
-  for (let t = 0; t < T; t += 4) {
+  for (let t = t0; t < t1; t += 4) {
     const x0 = x + <usize>t * rb;
     const x1 = min(x0 + rb, last), x2 = min(x0 + 2 * rb, last), x3 = min(x0 + 3 * rb, last);
     const g = <usize>(t >> 2);
@@ -221,10 +317,10 @@ function quantizeTokens(x: usize, q: usize, s: usize, cols: i32, T: i32): void {
     const sg = s + g * (nb << 4);
     for (let b: usize = 0; b < nb; b++) {
       const o = b << 7;
-      let sc = f32x4.splat(blockStep(x0 + o));
-      sc = f32x4.replace_lane(sc, 1, blockStep(x1 + o));
-      sc = f32x4.replace_lane(sc, 2, blockStep(x2 + o));
-      sc = f32x4.replace_lane(sc, 3, blockStep(x3 + o));
+      let sc = f32x4.splat(blockStep(x0 + o, 32767));
+      sc = f32x4.replace_lane(sc, 1, blockStep(x1 + o, 32767));
+      sc = f32x4.replace_lane(sc, 2, blockStep(x2 + o, 32767));
+      sc = f32x4.replace_lane(sc, 3, blockStep(x3 + o, 32767));
       v128.store(sg + (b << 4), sc);
       // 1 / scale, 0 for an all-zero block
       const inv = v128.and(f32x4.div(f32x4.splat(1), sc), f32x4.gt(sc, f32x4.splat(0)));
@@ -266,63 +362,6 @@ function packPanel(fmt: i32, w: usize, cols: i32, r: i32, r1: i32, panel: usize,
   interleave4(tmp + 4 * rowB, tmp + 5 * rowB, tmp + 6 * rowB, tmp + 7 * rowB, rowB, panel + 16, 32);
 }
 
-// @ts-ignore: decorator
-@inline function dotPair(acc: v128, wv: v128, x: v128): v128 {
-  return i32x4.add(acc, i32x4.dot_i16x8_s(wv, x));
-}
-
-// 8 rows x 4 tokens: xg is one group of quantize-tokens' layout, sg its
-// scales. Per column pair 2 panel loads and 4 broadcasts feed 8 dot
-// products, all at constant offsets from two pointers. The float sums live in
-// `acc` (8 vectors: token j's rows 0-3 then 4-7): in registers they would
-// push the integer ones out.
-function tile8x4(panel: usize, ws: usize, nb: i32, xg: usize, sg: usize, acc: usize): void {
-  for (let i: usize = 0; i < 128; i += 16) v128.store(acc + i, f32x4.splat(0));
-  let pp = panel, xp = xg;
-  for (let b = 0; b < nb; b++) {
-    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-    let b0 = i32x4.splat(0), b1 = i32x4.splat(0), b2 = i32x4.splat(0), b3 = i32x4.splat(0);
-    const end = pp + 512;
-    while (pp < end) {
-      const wa = v128.load(pp), wb = v128.load(pp, 16);
-      let u = v128.load32_splat(xp);
-      a0 = dotPair(a0, wa, u); b0 = dotPair(b0, wb, u);
-      u = v128.load32_splat(xp, 4);
-      a1 = dotPair(a1, wa, u); b1 = dotPair(b1, wb, u);
-      u = v128.load32_splat(xp, 8);
-      a2 = dotPair(a2, wa, u); b2 = dotPair(b2, wb, u);
-      u = v128.load32_splat(xp, 12);
-      a3 = dotPair(a3, wa, u); b3 = dotPair(b3, wb, u);
-      const wc = v128.load(pp, 32), wd = v128.load(pp, 48);
-      u = v128.load32_splat(xp, 16);
-      a0 = dotPair(a0, wc, u); b0 = dotPair(b0, wd, u);
-      u = v128.load32_splat(xp, 20);
-      a1 = dotPair(a1, wc, u); b1 = dotPair(b1, wd, u);
-      u = v128.load32_splat(xp, 24);
-      a2 = dotPair(a2, wc, u); b2 = dotPair(b2, wd, u);
-      u = v128.load32_splat(xp, 28);
-      a3 = dotPair(a3, wc, u); b3 = dotPair(b3, wd, u);
-      pp += 64;
-      xp += 32;
-    }
-    const wo = ws + (<usize>b << 5);
-    const wsa = v128.load(wo), wsb = v128.load(wo, 16);
-    const so = sg + (<usize>b << 4);
-    let sx = v128.load32_splat(so);
-    v128.store(acc, madd(f32x4.convert_i32x4_s(a0), f32x4.mul(wsa, sx), v128.load(acc)));
-    v128.store(acc, madd(f32x4.convert_i32x4_s(b0), f32x4.mul(wsb, sx), v128.load(acc, 16)), 16);
-    sx = v128.load32_splat(so, 4);
-    v128.store(acc, madd(f32x4.convert_i32x4_s(a1), f32x4.mul(wsa, sx), v128.load(acc, 32)), 32);
-    v128.store(acc, madd(f32x4.convert_i32x4_s(b1), f32x4.mul(wsb, sx), v128.load(acc, 48)), 48);
-    sx = v128.load32_splat(so, 8);
-    v128.store(acc, madd(f32x4.convert_i32x4_s(a2), f32x4.mul(wsa, sx), v128.load(acc, 64)), 64);
-    v128.store(acc, madd(f32x4.convert_i32x4_s(b2), f32x4.mul(wsb, sx), v128.load(acc, 80)), 80);
-    sx = v128.load32_splat(so, 12);
-    v128.store(acc, madd(f32x4.convert_i32x4_s(a3), f32x4.mul(wsa, sx), v128.load(acc, 96)), 96);
-    v128.store(acc, madd(f32x4.convert_i32x4_s(b3), f32x4.mul(wsb, sx), v128.load(acc, 112)), 112);
-  }
-}
-
 // xq: the tokens as quantizeTokens leaves them (then their scales).
 function matMatInt(fmt: i32, w: usize, xq: usize, y: usize, cols: i32, ldy: i32, T: i32, accumulate: i32, scratch: usize, r0: i32, r1: i32): void {
   const nb = cols >> 5;
@@ -338,7 +377,113 @@ function matMatInt(fmt: i32, w: usize, xq: usize, y: usize, cols: i32, ldy: i32,
     packPanel(fmt, w, cols, r, r1, panel, ws, tmp);
     for (let t = 0; t < T; t += 4) {
       const g = <usize>(t >> 2);
-      tile8x4(panel, ws, nb, xq + g * xgroup, xs + g * sgroup, tmp);
+      tile<i32>(panel, panel + (<usize>cols << 4), xq + g * xgroup, tmp, ws, xs + g * sgroup);
+      putTile(y, ldy, t, r, min(4, T - t), nr, tmp, accumulate);
+    }
+  }
+}
+
+/**
+ * Added to FMT_Q4 in the relaxed build (matMatFormat): the tokens quantized
+ * to i8 per block of 32 (scale max/127, as the mat-vec quantizes its input),
+ * the weights stored as q + 8 in 0..15, multiplied by
+ * i16x8.relaxed_dot_i8x16_i7x16_s (16 MACs per instruction, the weights as
+ * its 7-bit operand, so every engine computes it exactly). A pair of
+ * products is at most 2 * 15 * 127, so a whole block (8 steps) sums in i16
+ * lanes without overflow; then 8 times the token's sum is taken off.
+ * (Measured, one thread, 2048 x 1024 x 128: 30 GMAC/s against 22 for the
+ * i16 path, same run; the q8 weights, -127..127, cannot be the 7-bit operand,
+ * and 7-bit tokens would be coarser than the mat-vec's, so Q8 stays on i16.)
+ */
+export const I8_INPUT: i32 = 64;
+
+// 16 values at p times inv, rounded to i8 (|level| <= 127), and their sum into *sum.
+// @ts-ignore: decorator
+@inline function levels16(p: usize, inv: v128, sum: usize): v128 {
+  const a = levels8(p, inv), b = levels8(p + 32, inv);
+  const s = i32x4.add(i32x4.extadd_pairwise_i16x8_s(a), i32x4.extadd_pairwise_i16x8_s(b));
+  store<i32>(sum, load<i32>(sum) + i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
+  return i8x16.narrow_i16x8_s(a, b);
+}
+
+// Tokens [T, cols] f32 -> i8 per block of 32 with scale max/127, laid out
+// for tile<i8>: per group of 4 tokens, per 4 columns, the 4 tokens' 4 bytes
+// (16 bytes); per group and block 32 bytes at s: the 4 scales, then 8 times
+// each token's sum of levels (i32). Tokens past T repeat the last.
+function quantizeTokensI8(x: usize, q: usize, s: usize, cols: i32, T: i32, t0: i32, t1: i32): void {
+  const nb = <usize>(cols >> 5);
+  const rb = <usize>cols << 2;
+  const last = x + <usize>(T - 1) * rb;
+  for (let t = t0; t < t1; t += 4) {
+    const x0 = x + <usize>t * rb;
+    const x1 = min(x0 + rb, last), x2 = min(x0 + 2 * rb, last), x3 = min(x0 + 3 * rb, last);
+    const g = <usize>(t >> 2);
+    const qg = q + g * (<usize>cols << 2);
+    const sg = s + g * (nb << 5);
+    for (let b: usize = 0; b < nb; b++) {
+      const o = b << 7;
+      const sb = sg + (b << 5);
+      let sc = f32x4.splat(blockStep(x0 + o, 127));
+      sc = f32x4.replace_lane(sc, 1, blockStep(x1 + o, 127));
+      sc = f32x4.replace_lane(sc, 2, blockStep(x2 + o, 127));
+      sc = f32x4.replace_lane(sc, 3, blockStep(x3 + o, 127));
+      v128.store(sb, sc);
+      v128.store(sb, i32x4.splat(0), 16);
+      const inv = v128.and(f32x4.div(f32x4.splat(1), sc), f32x4.gt(sc, f32x4.splat(0)));
+      const i0 = i32x4.shuffle(inv, inv, 0, 0, 0, 0), i1 = i32x4.shuffle(inv, inv, 1, 1, 1, 1);
+      const i2 = i32x4.shuffle(inv, inv, 2, 2, 2, 2), i3 = i32x4.shuffle(inv, inv, 3, 3, 3, 3);
+      const qb = qg + (b << 7); // 8 steps of 16 bytes
+      for (let i: usize = 0; i < 2; i++) {
+        // columns 16i..16i+15 of the four tokens, transposed to one vector per 4 columns
+        const a = levels16(x0 + o + (i << 6), i0, sb + 16), c = levels16(x1 + o + (i << 6), i1, sb + 20);
+        const e = levels16(x2 + o + (i << 6), i2, sb + 24), h = levels16(x3 + o + (i << 6), i3, sb + 28);
+        const ac0 = i32x4.shuffle(a, c, 0, 4, 1, 5), ac1 = i32x4.shuffle(a, c, 2, 6, 3, 7);
+        const eh0 = i32x4.shuffle(e, h, 0, 4, 1, 5), eh1 = i32x4.shuffle(e, h, 2, 6, 3, 7);
+        const d = qb + (i << 6);
+        v128.store(d, i64x2.shuffle(ac0, eh0, 0, 2));
+        v128.store(d, i64x2.shuffle(ac0, eh0, 1, 3), 16);
+        v128.store(d, i64x2.shuffle(ac1, eh1, 0, 2), 32);
+        v128.store(d, i64x2.shuffle(ac1, eh1, 1, 3), 48);
+      }
+      v128.store(sb, i32x4.shl(v128.load(sb, 16), 3), 16);
+    }
+  }
+}
+
+// Rows r..r+7 of a Q4 matrix (the last valid one repeated past r1) -> the
+// panel of tile<i8>: per 4 columns 32 bytes, rows 0..7's 4 weights as q + 8.
+function packPanelI8(fmt: i32, w: usize, cols: i32, r: i32, r1: i32, panel: usize, ws: usize, tmp: usize): void {
+  const rowB = <usize>cols;
+  const row16 = tmp + 8 * rowB;
+  for (let j = 0; j < 8; j++) {
+    unpackRow(fmt, w, cols, min(r + j, r1 - 1), j, row16, ws);
+    const dst = tmp + <usize>j * rowB;
+    for (let i: usize = 0; i < rowB; i += 16) {
+      const lo = i16x8.add(v128.load(row16 + (i << 1)), i16x8.splat(8));
+      const hi = i16x8.add(v128.load(row16 + (i << 1), 16), i16x8.splat(8));
+      v128.store(dst + i, i8x16.narrow_i16x8_u(lo, hi));
+    }
+  }
+  interleave4(tmp, tmp + rowB, tmp + 2 * rowB, tmp + 3 * rowB, rowB, panel, 32);
+  interleave4(tmp + 4 * rowB, tmp + 5 * rowB, tmp + 6 * rowB, tmp + 7 * rowB, rowB, panel + 16, 32);
+}
+
+// xq: the tokens as quantizeTokensI8 leaves them (then their scales and sums).
+function matMatI8(fmt: i32, w: usize, xq: usize, y: usize, cols: i32, ldy: i32, T: i32, accumulate: i32, scratch: usize, r0: i32, r1: i32): void {
+  const nb = cols >> 5;
+  const T4 = (T + 3) & ~3;
+  const xs = xq + <usize>T4 * <usize>cols;
+  const panel = scratch;
+  const ws = panel + (<usize>cols << 3);
+  const tmp = ws + <usize>cols;
+  const xgroup = <usize>cols << 2; // bytes of 4 quantized tokens
+  const sgroup = <usize>nb << 5; // bytes of 4 tokens' scales and sums
+  for (let r = r0; r < r1; r += 8) {
+    const nr = min(8, r1 - r);
+    packPanelI8(fmt, w, cols, r, r1, panel, ws, tmp);
+    for (let t = 0; t < T; t += 4) {
+      const g = <usize>(t >> 2);
+      tile<i8>(panel, panel + (<usize>cols << 3), xq + g * xgroup, tmp, ws, xs + g * sgroup);
       putTile(y, ldy, t, r, min(4, T - t), nr, tmp, accumulate);
     }
   }

@@ -18,11 +18,10 @@
 //   use this path;
 // - a dot product's four lanes are the quad's four rows, so a block costs
 //   one convert and one multiply-add per quad, with no horizontal sums;
-// - 32 quads (128 rows, 32 sequential streams) are read side by side:
-//   fewer streams left the hardware prefetcher too few misses in flight
-//   (measured single-threaded, q8, 1024 columns: 1 quad 5.9 GB/s, 4 quads
-//   9.4 GB/s, 8 quads 10.5 GB/s, the plain read probe 12 GB/s; more in
-//   quadGroups).
+// - four quads are read side by side, each walking its own quarter of the
+//   rows: four long sequential streams per thread, which the hardware
+//   prefetcher follows as far as it follows the read probe's (one stream per
+//   thread ran at half the probe's speed; more in quadStreams).
 //
 // Kernel signature: (w, xq, y, cols, accumulate, r0, r1, tid); xq from
 // quantizeInput with the same format, r0 a multiple of 4, cols a multiple
@@ -64,9 +63,18 @@ import { FMT_Q8, FMT_Q4, quadBlockBytes } from "./formats";
  * i32 (the term its products subtract).
  */
 export function quantizeInput(fmt: i32, x: usize, q: usize, cols: i32): void {
+  quantizeBlocks(fmt, x, q, cols, 0, cols >> 5);
+}
+
+/**
+ * Blocks [b0, b1) (of 32 inputs) of quantizeInput, so that a parallel
+ * kernel can quantize the part of a product's input it has just written
+ * instead of the main thread quantizing all of it alone.
+ */
+export function quantizeBlocks(fmt: i32, x: usize, q: usize, cols: i32, b0: i32, b1: i32): void {
   const nb = cols >> 5;
   const scales = q + (<usize>cols << 1);
-  for (let b = 0; b < nb; b++) {
+  for (let b = b0; b < b1; b++) {
     const xb = x + (<usize>b << 7);
     let m = f32x4.splat(0);
     for (let i = 0; i < 8; i++) m = f32x4.max(m, f32x4.abs(v128.load(xb + (<usize>i << 4))));
@@ -113,60 +121,6 @@ export function quantizeInput(fmt: i32, x: usize, q: usize, cols: i32): void {
   return i32x4.add(acc, i32x4.add(a, b));
 }
 
-// @ts-ignore: decorator
-@inline function addBlock(y: usize, d: v128, scales: v128): void {
-  v128.store(y, madd(f32x4.convert_i32x4_s(d), scales, v128.load(y)));
-}
-
-// Block b of the eight quads at p + i * qs, side by side (the input loaded
-// once per piece for all of them): y[4i..4i+3] += integer sums * scales * u.
-// @ts-ignore: decorator
-@inline function addBlocks8(q8: bool, p: usize, qs: usize, xq: usize, b: i32, corr: usize, y: usize, u: v128): void {
-  const q1 = p + qs, q2 = p + 2 * qs, q3 = p + 3 * qs, q4 = p + 4 * qs, q5 = p + 5 * qs, q6 = p + 6 * qs, q7 = p + 7 * qs;
-  let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0, d4 = d0, d5 = d0, d6 = d0, d7 = d0;
-  if (q8) {
-    const xo = xq + (<usize>b << 6);
-    for (let k = 0; k < 8; k++) {
-      const e = v128.load32_splat(xo + (<usize>k << 3)), o = v128.load32_splat(xo + (<usize>k << 3), 4);
-      const at: usize = 16 + (<usize>k << 4);
-      d0 = q8Piece(d0, v128.load(p + at), e, o);
-      d1 = q8Piece(d1, v128.load(q1 + at), e, o);
-      d2 = q8Piece(d2, v128.load(q2 + at), e, o);
-      d3 = q8Piece(d3, v128.load(q3 + at), e, o);
-      d4 = q8Piece(d4, v128.load(q4 + at), e, o);
-      d5 = q8Piece(d5, v128.load(q5 + at), e, o);
-      d6 = q8Piece(d6, v128.load(q6 + at), e, o);
-      d7 = q8Piece(d7, v128.load(q7 + at), e, o);
-    }
-    const c = v128.load32_splat(corr + (<usize>b << 2));
-    d0 = i32x4.sub(d0, c); d1 = i32x4.sub(d1, c); d2 = i32x4.sub(d2, c); d3 = i32x4.sub(d3, c);
-    d4 = i32x4.sub(d4, c); d5 = i32x4.sub(d5, c); d6 = i32x4.sub(d6, c); d7 = i32x4.sub(d7, c);
-  } else {
-    const xo = xq + (<usize>b << 6);
-    for (let k = 0; k < 4; k++) {
-      const xk = xo + (<usize>k << 4);
-      const xa = v128.load32_splat(xk), xb = v128.load32_splat(xk, 4), xc = v128.load32_splat(xk, 8), xd = v128.load32_splat(xk, 12);
-      const at: usize = 16 + (<usize>k << 4);
-      d0 = q4Piece(d0, v128.load(p + at), xa, xb, xc, xd);
-      d1 = q4Piece(d1, v128.load(q1 + at), xa, xb, xc, xd);
-      d2 = q4Piece(d2, v128.load(q2 + at), xa, xb, xc, xd);
-      d3 = q4Piece(d3, v128.load(q3 + at), xa, xb, xc, xd);
-      d4 = q4Piece(d4, v128.load(q4 + at), xa, xb, xc, xd);
-      d5 = q4Piece(d5, v128.load(q5 + at), xa, xb, xc, xd);
-      d6 = q4Piece(d6, v128.load(q6 + at), xa, xb, xc, xd);
-      d7 = q4Piece(d7, v128.load(q7 + at), xa, xb, xc, xd);
-    }
-  }
-  addBlock(y, d0, f32x4.mul(v128.load(p), u));
-  addBlock(y + 16, d1, f32x4.mul(v128.load(q1), u));
-  addBlock(y + 32, d2, f32x4.mul(v128.load(q2), u));
-  addBlock(y + 48, d3, f32x4.mul(v128.load(q3), u));
-  addBlock(y + 64, d4, f32x4.mul(v128.load(q4), u));
-  addBlock(y + 80, d5, f32x4.mul(v128.load(q5), u));
-  addBlock(y + 96, d6, f32x4.mul(v128.load(q6), u));
-  addBlock(y + 112, d7, f32x4.mul(v128.load(q7), u));
-}
-
 // Integer sums of block b of the one quad-block at p.
 // @ts-ignore: decorator
 @inline function blockDot(q8: bool, p: usize, xq: usize, b: i32, corr: usize): v128 {
@@ -198,18 +152,63 @@ export function quantizeInput(fmt: i32, x: usize, q: usize, cols: i32): void {
   if (n > 2) store<f32>(y, accumulate ? load<f32>(y, 8) + s2 : s2, 8);
 }
 
-// Rows [r, r + 32 n) as n groups of eight quads, all 8 n quads read side by
-// side, block by block: 8 n sequential streams (measured, two threads, q8,
-// 1024 columns: 8 streams 0.79 of the read probe, 16: 0.83, 32: 0.85, 64: 0.75).
+// Quads [q0 + i], [q0 + n + i], [q0 + 2n + i], [q0 + 3n + i] for i in
+// [0, n), four side by side (the input loaded once per piece for all four),
+// their sums in registers across the blocks. Consecutive quads are
+// consecutive memory, so each of the four walks one quarter of the rows
+// front to back: four long sequential streams per thread, like the read
+// probe's. Measured (two threads, q8, all of a decode's mat-vecs back to
+// back, against the probe in the same run; mean over passes, best pass in
+// brackets): 32 quads side by side block by block (32 streams of one quad
+// each, sums kept in y) 0.70-0.74 (0.72-0.80), one quad at a time 0.47,
+// these four streams 0.74-0.88 (0.83-0.98); from cache 1.5x faster than
+// the 32 quads (fewer spills, no y traffic).
 // @ts-ignore: decorator
-@inline function quadGroups(q8: bool, n: i32, w: usize, xq: usize, y: usize, nb: i32, qs: usize, qbb: usize, xs: usize, corr: usize, unit: f32, accumulate: i32, r: i32): void {
-  const yr = y + (<usize>r << 2);
-  if (!accumulate) for (let i = 0; i < 8 * n; i++) v128.store(yr + (<usize>i << 4), f32x4.splat(0));
-  let p = w + <usize>(r >> 2) * qs;
-  for (let b = 0; b < nb; b++) {
-    const u = f32x4.mul(v128.load32_splat(xs + (<usize>b << 2)), f32x4.splat(unit));
-    for (let g = 0; g < n; g++) addBlocks8(q8, p + <usize>g * 8 * qs, qs, xq, b, corr, yr + (<usize>g << 7), u);
-    p += qbb;
+@inline function quadStreams(q8: bool, w: usize, xq: usize, y: usize, nb: i32, qs: usize, qbb: usize, xs: usize, corr: usize, unit: f32, accumulate: i32, r0: i32, n: i32): void {
+  const gap = <usize>n * qs;
+  const u = f32x4.splat(unit);
+  for (let i = 0; i < n; i++) {
+    let p0 = w + <usize>((r0 >> 2) + i) * qs;
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    for (let b = 0; b < nb; b++) {
+      const p1 = p0 + gap, p2 = p1 + gap, p3 = p2 + gap;
+      const xo = xq + (<usize>b << 6);
+      let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0;
+      if (q8) {
+        for (let k = 0; k < 8; k++) {
+          const e = v128.load32_splat(xo + (<usize>k << 3)), o = v128.load32_splat(xo + (<usize>k << 3), 4);
+          const at: usize = 16 + (<usize>k << 4);
+          d0 = q8Piece(d0, v128.load(p0 + at), e, o);
+          d1 = q8Piece(d1, v128.load(p1 + at), e, o);
+          d2 = q8Piece(d2, v128.load(p2 + at), e, o);
+          d3 = q8Piece(d3, v128.load(p3 + at), e, o);
+        }
+        const c = v128.load32_splat(corr + (<usize>b << 2));
+        d0 = i32x4.sub(d0, c); d1 = i32x4.sub(d1, c); d2 = i32x4.sub(d2, c); d3 = i32x4.sub(d3, c);
+      } else {
+        for (let k = 0; k < 4; k++) {
+          const xk = xo + (<usize>k << 4);
+          const xa = v128.load32_splat(xk), xb = v128.load32_splat(xk, 4), xc = v128.load32_splat(xk, 8), xd = v128.load32_splat(xk, 12);
+          const at: usize = 16 + (<usize>k << 4);
+          d0 = q4Piece(d0, v128.load(p0 + at), xa, xb, xc, xd);
+          d1 = q4Piece(d1, v128.load(p1 + at), xa, xb, xc, xd);
+          d2 = q4Piece(d2, v128.load(p2 + at), xa, xb, xc, xd);
+          d3 = q4Piece(d3, v128.load(p3 + at), xa, xb, xc, xd);
+        }
+      }
+      const xsb = v128.load32_splat(xs + (<usize>b << 2));
+      a0 = madd(f32x4.convert_i32x4_s(d0), f32x4.mul(v128.load(p0), xsb), a0);
+      a1 = madd(f32x4.convert_i32x4_s(d1), f32x4.mul(v128.load(p1), xsb), a1);
+      a2 = madd(f32x4.convert_i32x4_s(d2), f32x4.mul(v128.load(p2), xsb), a2);
+      a3 = madd(f32x4.convert_i32x4_s(d3), f32x4.mul(v128.load(p3), xsb), a3);
+      p0 += qbb;
+    }
+    const yr = y + (<usize>(r0 + 4 * i) << 2);
+    const yg = <usize>n << 4;
+    putQuad(yr, f32x4.mul(a0, u), 4, accumulate);
+    putQuad(yr + yg, f32x4.mul(a1, u), 4, accumulate);
+    putQuad(yr + 2 * yg, f32x4.mul(a2, u), 4, accumulate);
+    putQuad(yr + 3 * yg, f32x4.mul(a3, u), 4, accumulate);
   }
 }
 
@@ -221,12 +220,11 @@ export function quantizeInput(fmt: i32, x: usize, q: usize, cols: i32): void {
   const xs = xq + (<usize>cols << 1);
   const corr = xs + (<usize>nb << 2);
   const unit: f32 = q8 ? <f32>1 / 256 : <f32>1 / 4096;
-  let r = r0;
-  // 32 quads (128 rows) at a time, then 8, their sums kept in y (in L1)
-  // rather than in registers
-  for (; r + 128 <= r1; r += 128) quadGroups(q8, 4, w, xq, y, nb, qs, qbb, xs, corr, unit, accumulate, r);
-  for (; r + 32 <= r1; r += 32) quadGroups(q8, 1, w, xq, y, nb, qs, qbb, xs, corr, unit, accumulate, r);
-  for (; r < r1; r += 4) {
+  // whole quads in four streams, the rest (at most three quads and a
+  // matrix's last, partial one) one quad at a time
+  const n = max(0, r1 - r0) >> 4;
+  quadStreams(q8, w, xq, y, nb, qs, qbb, xs, corr, unit, accumulate, r0, n);
+  for (let r = r0 + 16 * n; r < r1; r += 4) {
     let p = w + <usize>(r >> 2) * qs;
     let acc = f32x4.splat(0);
     for (let b = 0; b < nb; b++) {

@@ -13,6 +13,7 @@ import * as assert from "uvu/assert";
 import { wasmFeatures } from "../dist/cpu/features.js";
 import { compileKernels, instantiateKernels, FMT } from "../dist/cpu/kernels.js";
 import { matrixBytes, inputBytes } from "../dist/cpu/layout.js";
+import * as mm from "../dist/cpu/matmat-layout.js";
 import * as ref from "../dist/reference/ops.js";
 import { seededRandom, uniform } from "./helpers/random-model.mjs";
 
@@ -98,9 +99,10 @@ function productBounds(dtype, W, rows, cols, x, expected) {
 /**
  * How far the integer mat-mat may be from the exact product for weight row r
  * of D: each token element is rounded to a step of (its 32-block's max |x|) /
- * 32767, so it is at most half a step off.
+ * 32767 (i16 tokens) or / 127 (i8 tokens, I8_INPUT), so it is at most half a
+ * step off.
  */
-function i16RoundingBound(x, D, r, cols) {
+function tokenRoundingBound(x, D, r, cols, levels) {
   let bound = 0;
   for (let b = 0; b < cols; b += 32) {
     let m = 0, wsum = 0;
@@ -108,15 +110,15 @@ function i16RoundingBound(x, D, r, cols) {
       m = Math.max(m, Math.abs(x[i]));
       wsum += Math.abs(D[r * cols + i]);
     }
-    bound += (m / 32767 / 2) * wsum;
+    bound += (m / levels / 2) * wsum;
   }
   return bound;
 }
 
 for (const dtype of ["f32", "f16", "q8", "q4"]) {
   test(`${MATVEC[dtype]} = reference matVec within the ${dtype} storage error (${build})`, () => {
-    // row counts around the quantized kernels' 128- and 32-row steps and their 4-row remainder
-    for (const [rows, cols] of [[4, 32], [13, 96], [37, 160], [70, 96], [166, 64]]) {
+    // row counts around the quantized kernels' four streams of quads (16 rows a step) and their 4-row remainder
+    for (const [rows, cols] of [[4, 32], [13, 96], [37, 160], [70, 96], [166, 64], [300, 32]]) {
       const W = uniform(rand, rows * cols, 1);
       const x = f64(cols, 2);
       const wp = storeMatrix(dtype, W, rows, cols);
@@ -190,7 +192,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
         const x = X.subarray(t * cols, (t + 1) * cols);
         const expected = ref.matVec(new Float32Array(D), rows, cols, x);
         for (let r = 0; r < rows; r++) {
-          const bound = 1e-5 * (1 + Math.abs(expected[r])) + i16RoundingBound(x, D, r, cols);
+          const bound = 1e-5 * (1 + Math.abs(expected[r])) + tokenRoundingBound(x, D, r, cols, 32767);
           const got = Y[t * ldy + r];
           assert.ok(Math.abs(got - expected[r]) <= bound, `${dtype} int token ${t} row ${r}: ${got} vs ${expected[r]} (bound ${bound})`);
         }
@@ -203,8 +205,8 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
 for (const dtype of ["f32", "f16", "q8", "q4"])
   test(`matMat (${dtype}) on prepareTokens' layout, row tiles in any order, accumulate = Y0 + reference matVec`, () => {
     // T = 9: two full groups of 4 tokens and a group of 1; 21 rows: a last tile of 5
-    const rows = 21, cols = 64, T = 9, INT_INPUT = 16, PREPARED = 32;
-    const fmt = dtype === "q8" || dtype === "q4" ? FMT[dtype] | INT_INPUT : FMT[dtype];
+    const rows = 21, cols = 64, T = 9, PREPARED = 32;
+    const fmt = k.matMatFormat(FMT[dtype]);
     const W = uniform(rand, rows * cols, 1);
     const wp = storeMatrix(dtype, W, rows, cols);
     const deq = alloc(4 * rows * cols);
@@ -225,7 +227,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"])
       const expected = ref.matVec(D, rows, cols, x);
       for (let r = 0; r < rows; r++) {
         const y0 = Math.fround(Y0[t * ldy + r]);
-        const bound = 1e-5 * (1 + Math.abs(expected[r]) + Math.abs(y0)) + (fmt & INT_INPUT ? i16RoundingBound(x, D, r, cols) : 0);
+        const bound = 1e-5 * (1 + Math.abs(expected[r]) + Math.abs(y0)) + tokenRounding(fmt, x, D, r, cols);
         const got = Y[t * ldy + r];
         assert.ok(Math.abs(got - (y0 + expected[r])) <= bound, `${dtype} token ${t} row ${r}: ${got} vs ${y0 + expected[r]} (bound ${bound})`);
       }
@@ -233,6 +235,87 @@ for (const dtype of ["f32", "f16", "q8", "q4"])
       assert.is(Y[t * ldy + rows], Math.fround(Y0[t * ldy + rows]), `${dtype} token ${t}: padding`);
     }
   });
+
+/** The token rounding allowed to matMat's path `fmt`: none on floats, half an i16 or i8 step per element on integers. */
+function tokenRounding(fmt, x, D, r, cols) {
+  if (fmt & mm.I8_INPUT) return tokenRoundingBound(x, D, r, cols, 127);
+  return fmt & mm.INT_INPUT ? tokenRoundingBound(x, D, r, cols, 32767) : 0;
+}
+
+// Every remainder of the 8-row x 4-token register tile: a last row tile of
+// 1..8 rows after a full one, and 1..8 tokens (groups of 4 padded by
+// repeating the last token), in the engine's form (prepared tokens).
+for (const dtype of ["f32", "f16", "q8", "q4"])
+  test(`matMat (${dtype}): every row and token remainder of the 8x4 tile, rows past r1 untouched`, () => {
+    const rows = 16, cols = 64;
+    const fmt = k.matMatFormat(FMT[dtype]);
+    const W = uniform(rand, rows * cols, 1);
+    const wp = storeMatrix(dtype, W, rows, cols);
+    const deq = alloc(4 * rows * cols);
+    k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
+    const D = new Float32Array(get(deq, rows * cols));
+    const X = f64(8 * cols);
+    const xp = put(X);
+    const ldy = rows + 1;
+    const yp = alloc(4 * 8 * ldy);
+    const tokens = alloc(mm.preparedBytes(fmt, 8, cols));
+    const scratch = alloc(2 * mm.matMatScratchBytes(fmt | mm.PREPARED, 8, cols));
+    const expected = Array.from({ length: 8 }, (_, t) => ref.matVec(D, rows, cols, X.subarray(t * cols, (t + 1) * cols)));
+    for (let T = 1; T <= 8; T++) {
+      k.prepareTokens(fmt, xp, cols, T, tokens);
+      for (let nr = 1; nr <= 8; nr++) {
+        const Y = new Float32Array(buf, yp, 8 * ldy);
+        Y.fill(7);
+        k.matMat(fmt | mm.PREPARED, wp, tokens, yp, cols, ldy, T, 0, scratch, 8, 8 + nr, 1);
+        k.matMat(fmt | mm.PREPARED, wp, tokens, yp, cols, ldy, T, 0, scratch, 0, 8, 0);
+        for (let t = 0; t < 8; t++)
+          for (let r = 0; r < ldy; r++) {
+            const got = Y[t * ldy + r];
+            if (t >= T || r >= 8 + nr) {
+              assert.is(got, 7, `${dtype} T ${T} rows 8+${nr}: token ${t} row ${r} written`);
+              continue;
+            }
+            const x = X.subarray(t * cols, (t + 1) * cols);
+            const bound = 1e-5 * (1 + Math.abs(expected[t][r])) + tokenRounding(fmt, x, D, r, cols);
+            assert.ok(Math.abs(got - expected[t][r]) <= bound, `${dtype} T ${T} rows 8+${nr}: token ${t} row ${r}: ${got} vs ${expected[t][r]} (bound ${bound})`);
+          }
+      }
+    }
+  });
+
+test("matMatFormat: q4 on i8 tokens in the relaxed build, i16 in SIMD128; q8 on i16; f32/f16 as stored", () => {
+  assert.is(k.matMatFormat(FMT.q4), FMT.q4 | (build === "relaxed-simd" ? mm.I8_INPUT : mm.INT_INPUT));
+  assert.is(k.matMatFormat(FMT.q8), FMT.q8 | mm.INT_INPUT);
+  assert.is(k.matMatFormat(FMT.f32), FMT.f32);
+  assert.is(k.matMatFormat(FMT.f16), FMT.f16);
+  for (const dtype of ["f32", "f16", "q8", "q4"]) assert.ok(mm.MATMAT_PATHS.includes(k.matMatFormat(FMT[dtype])), `${dtype}: a path the memory plan covers`);
+});
+
+test("prepareTokenGroups over split token ranges (the pool's form) = prepareTokens, byte for byte", () => {
+  const cols = 64;
+  for (const fmt of mm.MATMAT_PATHS)
+    for (const [T, splits] of [[9, [0, 4, 8, 9]], [5, [0, 4, 5]], [3, [0, 3]]]) {
+      const xp = put(f64(T * cols, 3));
+      const bytes = mm.preparedBytes(fmt, T, cols);
+      const whole = alloc(bytes), parts = alloc(bytes);
+      new Uint8Array(buf, whole, bytes).fill(0xa5);
+      new Uint8Array(buf, parts, bytes).fill(0x5a);
+      k.prepareTokens(fmt, xp, cols, T, whole);
+      for (let i = splits.length - 2; i >= 0; i--) k.prepareTokenGroups(fmt, xp, cols, T, parts, splits[i], splits[i + 1], i & 1);
+      assert.equal(new Uint8Array(buf, parts, bytes), new Uint8Array(buf, whole, bytes), `fmt ${fmt} T ${T}`);
+    }
+});
+
+test("the host's mat-mat sizes (src/cpu/matmat-layout.ts) = the kernels' own", () => {
+  for (const fmt of mm.MATMAT_PATHS)
+    for (const prepared of [0, mm.PREPARED])
+      for (const T of [1, 4, 5, 127, 128])
+        for (const cols of [32, 96, 1024, 2816]) {
+          const what = `fmt ${fmt} T ${T} cols ${cols}`;
+          assert.is(mm.preparedBytes(fmt, T, cols), Number(k.preparedBytes(fmt, T, cols)), `preparedBytes ${what}`);
+          assert.is(mm.matMatScratchBytes(fmt | prepared, T, cols), Number(k.matMatScratchBytes(fmt | prepared, T, cols)), `matMatScratchBytes ${what}${prepared ? " prepared" : ""}`);
+        }
+});
 
 test("rmsNorm and layerNorm = reference", () => {
   const n = 96, T = 3;
@@ -264,8 +347,8 @@ test("shortConvStep over a chunk = reference step by step, state advanced", () =
   const state0 = f64(3 * d);
   const x = f64(T * d, 2);
   const sp = put(state0), wp = put(w), xp = put(x), op = alloc(4 * T * d);
-  k.shortConvStep(sp, xp, wp, op, d, T, 0, 12, 0);
-  k.shortConvStep(sp, xp, wp, op, d, T, 12, d, 1);
+  k.shortConvStep(sp, xp, wp, op, d, T, 0, 0, 0, 12, 0);
+  k.shortConvStep(sp, xp, wp, op, d, T, 0, 0, 12, d, 1);
   const refState = Float64Array.from(new Float32Array(state0));
   const out = get(op, T * d);
   for (let t = 0; t < T; t++) {
@@ -289,32 +372,33 @@ test("decayKey = reference, including strong and weak decay", () => {
   }
 });
 
-test("glaStep over heads and tokens = reference glaStep", () => {
-  const H = 3, K = 8, V = 16, T = 4;
-  const dk = H * K, d = H * V, ld = 2 * dk + 2 * d;
-  const S0 = uniform(rand, H * K * V, 1);
-  const P = new Float32Array(T * ld);
-  const kk = new Float32Array(T * dk);
-  for (let t = 0; t < T; t++) {
-    for (let i = 0; i < dk; i++) {
-      P[t * ld + i] = 2 * rand() - 1; // q
-      const alpha = Math.fround(rand());
-      P[t * ld + dk + i] = alpha;
-      kk[t * dk + i] = Math.fround(1 - alpha);
+test("glaStep over heads and tokens = reference glaStep (even and odd K: its two-row pass and last row)", () => {
+  for (const [H, K, V, T] of [[3, 8, 16, 4], [2, 5, 12, 3]]) {
+    const dk = H * K, d = H * V, ld = 2 * dk + 2 * d;
+    const S0 = uniform(rand, H * K * V, 1);
+    const P = new Float32Array(T * ld);
+    const kk = new Float32Array(T * dk);
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < dk; i++) {
+        P[t * ld + i] = 2 * rand() - 1; // q
+        const alpha = Math.fround(rand());
+        P[t * ld + dk + i] = alpha;
+        kk[t * dk + i] = Math.fround(1 - alpha);
+      }
+      for (let j = 0; j < d; j++) P[t * ld + 2 * dk + j] = 2 * rand() - 1; // v
     }
-    for (let j = 0; j < d; j++) P[t * ld + 2 * dk + j] = 2 * rand() - 1; // v
+    const Sp = put(S0), Pp = put(P), kp = put(kk), op = alloc(4 * T * d);
+    k.glaStep(Sp, Pp, Pp + 4 * dk, Pp + 8 * dk, ld, kp, op, H, K, V, T, 0, 1, 0);
+    k.glaStep(Sp, Pp, Pp + 4 * dk, Pp + 8 * dk, ld, kp, op, H, K, V, T, 1, H, 1);
+    const S = S0.slice();
+    const o = get(op, T * d);
+    for (let t = 0; t < T; t++) {
+      const row = (off, n) => Float64Array.from(P.subarray(t * ld + off, t * ld + off + n));
+      const expected = ref.glaStep(S, row(0, dk), Float64Array.from(kk.subarray(t * dk, (t + 1) * dk)), row(dk, dk), row(2 * dk, d), { H, K, V });
+      close(o.subarray(t * d, (t + 1) * d), expected, 1e-5, `o token ${t}`);
+    }
+    close(get(Sp, H * K * V), S, 1e-5, "S");
   }
-  const Sp = put(S0), Pp = put(P), kp = put(kk), op = alloc(4 * T * d);
-  k.glaStep(Sp, Pp, Pp + 4 * dk, Pp + 8 * dk, ld, kp, op, H, K, V, T, 0, 1, 0);
-  k.glaStep(Sp, Pp, Pp + 4 * dk, Pp + 8 * dk, ld, kp, op, H, K, V, T, 1, H, 1);
-  const S = S0.slice();
-  const o = get(op, T * d);
-  for (let t = 0; t < T; t++) {
-    const row = (off, n) => Float64Array.from(P.subarray(t * ld + off, t * ld + off + n));
-    const expected = ref.glaStep(S, row(0, dk), Float64Array.from(kk.subarray(t * dk, (t + 1) * dk)), row(dk, dk), row(2 * dk, d), { H, K, V });
-    close(o.subarray(t * d, (t + 1) * d), expected, 1e-5, `o token ${t}`);
-  }
-  close(get(Sp, H * K * V), S, 1e-5, "S");
 });
 
 test("selfAugment, headNorm, gateOutput = reference", () => {
@@ -340,8 +424,8 @@ test("glu with every glu_act = reference activation times the second half", () =
   const h = uniform(rand, T * 2 * n, 4);
   const hp = put(h), out = alloc(4 * T * n);
   names.forEach((name, code) => {
-    k.glu(hp, out, n, code, T, 0, 16, 0);
-    k.glu(hp, out, n, code, T, 16, n, 1);
+    k.glu(hp, out, n, code, T, 0, 0, 0, 16, 0);
+    k.glu(hp, out, n, code, T, 0, 0, 16, n, 1);
     const act = ref.gluActivation(name);
     const expected = new Float64Array(T * n);
     for (let t = 0; t < T; t++) for (let i = 0; i < n; i++) expected[t * n + i] = act(h[2 * t * n + i]) * h[2 * t * n + n + i];
@@ -356,8 +440,8 @@ test("tokenMixerHeads = reference bias, decayKey, glaStep, selfAugment, headNorm
   const S0 = uniform(rand, H * K * V, 1);
   const gBias = uniform(rand, d, 0.5), wAug = uniform(rand, dk, 1);
   const Pp = put(P), Sp = put(S0), kp = alloc(4 * T * dk), op = alloc(4 * T * d);
-  k.tokenMixerHeads(Sp, Pp, ld, kp, put(gBias), put(wAug), op, H, K, V, T, 0, 1, 0);
-  k.tokenMixerHeads(Sp, Pp, ld, kp, put(gBias), put(wAug), op, H, K, V, T, 1, H, 1);
+  k.tokenMixerHeads(Sp, Pp, ld, kp, put(gBias), put(wAug), op, H, K, V, T, 0, 0, 0, 1, 0);
+  k.tokenMixerHeads(Sp, Pp, ld, kp, put(gBias), put(wAug), op, H, K, V, T, 0, 0, 1, H, 1);
   const S = S0.slice();
   const o = get(op, T * d);
   const shape = { H, K, V };
@@ -372,6 +456,39 @@ test("tokenMixerHeads = reference bias, decayKey, glaStep, selfAugment, headNorm
     close(o.subarray(t * d, (t + 1) * d), expected, 1e-5, `token ${t}`);
   }
   close(get(Sp, H * K * V), S, 1e-5, "S");
+});
+
+test("shortConvStep, glu and tokenMixerHeads quantizing their one-token output (q != 0) = quantizeInput of it, byte for byte", () => {
+  for (const dtype of ["q8", "q4"]) {
+    const fmt = FMT[dtype];
+    // what quantizeInput writes: 2 bytes an input, a scale a block, for Q8 also its correction term
+    const bytesOf = (p, cols) => Array.from(new Uint8Array(buf, p, 2 * cols + (cols / 32) * (dtype === "q8" ? 8 : 4)));
+    // conv over 96 features split at 32 (the pool's 32-aligned tiles)
+    const d = 96;
+    const sp = put(uniform(rand, 3 * d, 1)), xp = put(uniform(rand, d, 1)), wp = put(uniform(rand, 4 * d, 1)), op = alloc(4 * d);
+    const q = alloc(inputBytes(d)), want = alloc(inputBytes(d));
+    k.shortConvStep(sp, xp, wp, op, d, 1, fmt, q, 0, 32, 0);
+    k.shortConvStep(sp, xp, wp, op, d, 1, fmt, q, 32, d, 1);
+    k.quantizeInput(fmt, op, want, d);
+    assert.equal(bytesOf(q, d), bytesOf(want, d), `${dtype} shortConvStep`);
+    // glu over 64 features split at 32
+    const n = 64;
+    const hp = put(uniform(rand, 2 * n, 3)), out = alloc(4 * n);
+    const gq = alloc(inputBytes(n)), gwant = alloc(inputBytes(n));
+    k.glu(hp, out, n, 0, 1, fmt, gq, 0, 32, 0);
+    k.glu(hp, out, n, 0, 1, fmt, gq, 32, n, 1);
+    k.quantizeInput(fmt, out, gwant, n);
+    assert.equal(bytesOf(gq, n), bytesOf(gwant, n), `${dtype} glu`);
+    // token mixer: 3 heads of V = 64 (two blocks each), heads split 1 | 2
+    const H = 3, K = 4, V = 64, dk = H * K, dv = H * V, ld = 2 * dk + 2 * dv;
+    const Pp = put(uniform(rand, ld, 2)), Sp = put(uniform(rand, H * K * V, 1)), kp = alloc(4 * dk), mo = alloc(4 * dv);
+    const mq = alloc(inputBytes(dv)), mwant = alloc(inputBytes(dv));
+    const gb = put(uniform(rand, dv, 0.5)), wa = put(uniform(rand, dk, 1));
+    k.tokenMixerHeads(Sp, Pp, ld, kp, gb, wa, mo, H, K, V, 1, fmt, mq, 0, 1, 0);
+    k.tokenMixerHeads(Sp, Pp, ld, kp, gb, wa, mo, H, K, V, 1, fmt, mq, 1, H, 1);
+    k.quantizeInput(fmt, mo, mwant, dv);
+    assert.equal(bytesOf(mq, dv), bytesOf(mwant, dv), `${dtype} tokenMixerHeads`);
+  }
 });
 
 test("argmax and topK agree with a sort", () => {

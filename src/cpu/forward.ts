@@ -8,6 +8,7 @@ import type { MetalaConfig } from "../model/config.js";
 import type { Kernels, ParallelKernel } from "./kernels.js";
 import type { ThreadPool } from "./pool.js";
 import { inputBytes } from "./layout.js";
+import { MATMAT_PATHS, matMatScratchBytes, preparedBytes, PREPARED } from "./matmat-layout.js";
 import type { Arena, Matrix, NormPtrs, WeightPlan } from "./weights.js";
 
 /** glu_act names -> assembly/ops.ts activation codes. */
@@ -18,22 +19,8 @@ const MATVEC: Record<string, ParallelKernel> = { f32: "matVecF32", f16: "matVecF
 /** Tokens per prefill chunk: enough that re-reading the weights per chunk costs little next to the arithmetic. */
 export const CHUNK = 128;
 
-/** Added to a Q8/Q4 format for matMat: multiply on integers, the tokens quantized to i16 (INT_INPUT in assembly/matmat.ts). */
-const INT_INPUT = 16;
-
-/** Added to a format for matMat: x comes from prepareTokens (PREPARED in assembly/matmat.ts). */
-const PREPARED = 32;
-
-/** prepareTokens' output, the largest over matMat's paths (preparedBytes of assembly/matmat.ts). */
-function preparedBytes(T: number, cols: number): number {
-  const t = (T + 3) & ~3;
-  return Math.max(t * cols * 2 + t * (cols / 32) * 4, t * cols * 4);
-}
-
-/** matMat's per-thread scratch with PREPARED tokens, the largest over its paths (matMatScratchBytes of assembly/matmat.ts). */
-function matMatScratchBytes(cols: number): number {
-  return Math.max(cols * 33, cols * 64);
-}
+/** The largest of a mat-mat buffer's sizes over matMat's paths: the plan serves any dtype on either build. */
+const largest = (size: (fmt: number) => number) => Math.max(...MATMAT_PATHS.map(size));
 
 /** Weight rows per tile of a mat-mat handed to whichever thread is free: 4 panels of 8 rows, a fraction of a millisecond each. */
 const MATMAT_TILE = 32;
@@ -82,7 +69,7 @@ export function planActivations(c: MetalaConfig, threads: number, arena: Arena):
     xq: arena.alloc(inputBytes(maxCols)), logits: f(c.vocabSize),
     X: f(CHUNK * d), XN: f(CHUNK * d), C: f(CHUNK * d), P: f(CHUNK * p), K: f(CHUNK * c.keyDim), O: f(CHUNK * d),
     Hh: f(CHUNK * 2 * c.gluDim), U: f(CHUNK * c.gluDim), LOGITS: f(CHUNK * c.vocabSize),
-    tokens: arena.alloc(preparedBytes(CHUNK, maxCols)), scratch: arena.alloc(threads * matMatScratchBytes(maxCols)), probe: arena.alloc(threads * 16),
+    tokens: arena.alloc(largest((f) => preparedBytes(f, CHUNK, maxCols))), scratch: arena.alloc(threads * largest((f) => matMatScratchBytes(f | PREPARED, CHUNK, maxCols))), probe: arena.alloc(threads * 16),
   };
 }
 
@@ -112,21 +99,43 @@ export class Forward {
     else this.k.rmsNorm(x, y, this.c.hiddenSize, T);
   }
 
+  /** The vector whose quantization for a product of format xqFmt the kernel that wrote it left in activations.xq; 0: none. */
+  private xqOf = 0;
+  private xqFmt = -1;
+
+  /**
+   * [qfmt, q] arguments for a one-token kernel writing x, the input of
+   * product m: the kernel then quantizes what it writes, in parallel, and
+   * matVec skips quantizeInput (which ran on this thread alone while the
+   * others waited: 6 us a product, 2% of a q8 decode step).
+   */
+  private fuseQuantize(m: Matrix, x: number, T: number, blocksFit: boolean): [number, number] {
+    this.xqOf = 0;
+    if (T !== 1 || !blocksFit || (m.dtype !== "q8" && m.dtype !== "q4")) return [0, 0];
+    this.xqOf = x;
+    this.xqFmt = m.fmt;
+    return [m.fmt, this.a.xq];
+  }
+
   /** y (+)= m x for one token. */
   private matVec(m: Matrix, x: number, y: number, accumulate: boolean): void {
     let input = x;
     if (m.dtype === "q8" || m.dtype === "q4") {
-      // on this thread alone: a few microseconds, less than a hand-off to the pool
-      this.k.quantizeInput(m.fmt, x, this.a.xq, m.cols);
+      // on this thread alone unless the kernel that wrote x did it (fuseQuantize)
+      if (this.xqOf !== x || this.xqFmt !== m.fmt) this.k.quantizeInput(m.fmt, x, this.a.xq, m.cols);
       input = this.a.xq;
     }
+    this.xqOf = 0;
     this.pool.run(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0], this.tiles(m.rows));
   }
 
   /**
    * Rows per tile of a mat-vec: about 8 tiles per thread, so that a thread
-   * the OS holds back costs little, each a multiple of 128 rows (the
-   * quantized kernels' widest step, matvec-quant.ts).
+   * the OS holds back costs little, each a multiple of 128 rows, so that the
+   * kernels' streams (8 f32 rows, 4 f16 rows, 4 quads of q8/q4 rows side by
+   * side, matvec.ts and matvec-quant.ts) cover the tile with no remainder.
+   * Measured on q8 decode: 4 tiles per thread (256 rows at least) was no
+   * faster.
    */
   private tiles(rows: number): number {
     return Math.max(128, Math.ceil(rows / (8 * this.pool.threads) / 128) * 128);
@@ -134,9 +143,9 @@ export class Forward {
 
   /** Y (+)= X m^T for T tokens; Y rows are ldy floats apart. */
   private matMat(m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean): void {
-    const fmt = m.dtype === "q8" || m.dtype === "q4" ? m.fmt | INT_INPUT : m.fmt;
-    // the tokens' tile layout on this thread alone: O(T cols), next to the O(T cols rows) product
-    this.k.prepareTokens(fmt, X, m.cols, T, this.a.tokens);
+    const fmt = this.k.matMatFormat(m.fmt);
+    // the tokens' tile layout, split by groups of 4 tokens: 2-3% of a quantized prefill on one thread while the others wait
+    this.pool.run("prepareTokenGroups", T, 4, [fmt, X, m.cols, T, this.a.tokens]);
     this.pool.run("matMat", m.rows, 8, [fmt | PREPARED, m.ptr, this.a.tokens, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch], MATMAT_TILE);
   }
 
@@ -153,14 +162,18 @@ export class Forward {
     const ld = 2 * c.keyDim + 2 * d;
     const glu = c.gluDim;
     this.norm(L.tokenNorm, X, XN, T);
-    pool.run("shortConvStep", d, 4, [this.s.conv + l * this.s.convBytesPerLayer, XN, L.conv, C, d, T]);
+    // one token's quantized products take their input quantized by the kernel before them, in tiles of whole 32-blocks
+    const convQ = this.fuseQuantize(L.wx, C, T, true);
+    pool.run("shortConvStep", d, convQ[1] ? 32 : 4, [this.s.conv + l * this.s.convBytesPerLayer, XN, L.conv, C, d, T, ...convQ]);
     product(L.wx, C, P, ld, false);
-    pool.run("tokenMixerHeads", c.numHeads, 1, [this.s.S + l * this.s.sBytesPerLayer, P, ld, K, L.gBias, L.aug, O, c.numHeads, c.headKeyDim, c.headValueDim, T]);
+    const mixQ = this.fuseQuantize(L.wo, O, T, c.headValueDim % 32 === 0);
+    pool.run("tokenMixerHeads", c.numHeads, 1, [this.s.S + l * this.s.sBytesPerLayer, P, ld, K, L.gBias, L.aug, O, c.numHeads, c.headKeyDim, c.headValueDim, T, ...mixQ]);
     product(L.wo, O, X, d, true);
     this.norm(L.channelNorm, X, XN, T);
     product(L.w12, XN, Hh, 2 * glu, false);
     if (L.b12) k.addBias(Hh, 2 * glu, L.b12, 2 * glu, T);
-    pool.run("glu", glu, 4, [Hh, U, glu, this.act, T]);
+    const gluQ = this.fuseQuantize(L.w3, U, T, true);
+    pool.run("glu", glu, gluQ[1] ? 32 : 4, [Hh, U, glu, this.act, T, ...gluQ]);
     product(L.w3, U, X, d, true);
     if (L.b3) k.addBias(X, d, L.b3, d, T);
   }

@@ -8,29 +8,34 @@ export interface Kernels {
   matVecQ8(w: number, xq: number, y: number, cols: number, accumulate: number, r0: number, r1: number, tid: number): void;
   matVecQ4(w: number, xq: number, y: number, cols: number, accumulate: number, r0: number, r1: number, tid: number): void;
   quantizeInput(fmt: number, x: number, q: number, cols: number): void;
+  quantizeBlocks(fmt: number, x: number, q: number, cols: number, b0: number, b1: number): void;
   quantizeRows(fmt: number, src: number, dst: number, cols: number, r0: number, r1: number, tid: number): void;
   dequantizeRows(fmt: number, w: number, cols: number, r0: number, r1: number, dst: number): void;
   matMat(fmt: number, w: number, x: number, y: number, cols: number, ldy: number, T: number, accumulate: number, scratch: number, r0: number, r1: number, tid: number): void;
   prepareTokens(fmt: number, x: number, cols: number, T: number, dst: number): void;
+  prepareTokenGroups(fmt: number, x: number, cols: number, T: number, dst: number, t0: number, t1: number, tid: number): void;
+  preparedBytes(fmt: number, T: number, cols: number): number;
+  matMatFormat(fmt: number): number;
+  matMatScratchBytes(fmt: number, T: number, cols: number): number;
   rmsNorm(x: number, y: number, n: number, T: number): void;
   layerNorm(x: number, y: number, weight: number, bias: number, n: number, eps: number, T: number): void;
   embed(fmt: number, table: number, d: number, token: number, scale: number, dst: number): void;
-  shortConvStep(state: number, x: number, weight: number, out: number, d: number, T: number, r0: number, r1: number, tid: number): void;
+  shortConvStep(state: number, x: number, weight: number, out: number, d: number, T: number, qfmt: number, q: number, r0: number, r1: number, tid: number): void;
   decayKey(a: number, ld: number, k: number, n: number, T: number): void;
   glaStep(S: number, q: number, alpha: number, v: number, ld: number, k: number, o: number, H: number, K: number, V: number, T: number, h0: number, h1: number, tid: number): void;
   selfAugment(o: number, q: number, k: number, wAug: number, v: number, H: number, K: number, V: number): void;
   headNorm(o: number, H: number, V: number): void;
   gateOutput(g: number, o: number, n: number): void;
-  tokenMixerHeads(S: number, P: number, ld: number, k: number, gBias: number, wAug: number, o: number, H: number, K: number, V: number, T: number, h0: number, h1: number, tid: number): void;
+  tokenMixerHeads(S: number, P: number, ld: number, k: number, gBias: number, wAug: number, o: number, H: number, K: number, V: number, T: number, qfmt: number, q: number, h0: number, h1: number, tid: number): void;
   addBias(y: number, ld: number, b: number, n: number, T: number): void;
-  glu(h: number, out: number, n: number, act: number, T: number, r0: number, r1: number, tid: number): void;
+  glu(h: number, out: number, n: number, act: number, T: number, qfmt: number, q: number, r0: number, r1: number, tid: number): void;
   argmax(x: number, n: number): number;
   topK(x: number, n: number, k: number, idx: number, val: number): number;
   readBandwidth(base: number, blockBytes: number, out: number, r0: number, r1: number, tid: number): void;
 }
 
 /** Kernels the thread pool splits by rows; their last three parameters are (r0, r1, tid). */
-export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "glu", "quantizeRows", "readBandwidth"] as const;
+export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "glu", "quantizeRows", "readBandwidth", "prepareTokenGroups"] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
 /** Storage layouts of assembly/formats.ts. */

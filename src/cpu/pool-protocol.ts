@@ -23,7 +23,7 @@ export const NTILES = 6;
 export const NARGS = 7;
 export const QUIT = 8;
 export const ARGS = 9;
-export const MAX_ARGS = 12;
+export const MAX_ARGS = 13;
 export const CONTROL_INTS = ARGS + MAX_ARGS;
 
 /** Bits of CLAIM for the tile index; the generation (mod 2^19) sits above them. */
@@ -69,10 +69,16 @@ function runRows(fn: AnyKernel, ctl: Int32Array, r0: number, r1: number, tid: nu
       return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], r0, r1, tid);
     case 6:
       return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], a[ARGS + 5], r0, r1, tid);
+    case 7:
+      return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], a[ARGS + 5], a[ARGS + 6], r0, r1, tid);
+    case 8:
+      return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], a[ARGS + 5], a[ARGS + 6], a[ARGS + 7], r0, r1, tid);
     case 9:
       return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], a[ARGS + 5], a[ARGS + 6], a[ARGS + 7], a[ARGS + 8], r0, r1, tid);
     case 11:
       return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], a[ARGS + 5], a[ARGS + 6], a[ARGS + 7], a[ARGS + 8], a[ARGS + 9], a[ARGS + 10], r0, r1, tid);
+    case 13:
+      return fn(a[ARGS], a[ARGS + 1], a[ARGS + 2], a[ARGS + 3], a[ARGS + 4], a[ARGS + 5], a[ARGS + 6], a[ARGS + 7], a[ARGS + 8], a[ARGS + 9], a[ARGS + 10], a[ARGS + 11], a[ARGS + 12], r0, r1, tid);
     default:
       throw new Error(`thread pool: no call form for ${ctl[NARGS]} arguments`);
   }
