@@ -293,6 +293,23 @@ export const INT_INPUT: i32 = 16;
   return max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)) / levels;
 }
 
+// The block scales of 4 tokens (rows at x0..x3, block at byte offset o),
+// max|x| / levels each, and their inverses (0 for an all-zero block) splat
+// per token: what both token quantizers start every block with.
+// @ts-ignore: decorator
+@inline function blockScales4(x0: usize, x1: usize, x2: usize, x3: usize, o: usize, levels: f32): v128 {
+  let sc = f32x4.splat(blockStep(x0 + o, levels));
+  sc = f32x4.replace_lane(sc, 1, blockStep(x1 + o, levels));
+  sc = f32x4.replace_lane(sc, 2, blockStep(x2 + o, levels));
+  return f32x4.replace_lane(sc, 3, blockStep(x3 + o, levels));
+}
+
+// 1 / scale per lane, 0 for an all-zero block.
+// @ts-ignore: decorator
+@inline function inverseScales(sc: v128): v128 {
+  return v128.and(f32x4.div(f32x4.splat(1), sc), f32x4.gt(sc, f32x4.splat(0)));
+}
+
 // 8 values at p times inv, rounded to i16: 4 column pairs.
 // @ts-ignore: decorator
 @inline function levels8(p: usize, inv: v128): v128 {
@@ -317,13 +334,9 @@ function quantizeTokens(x: usize, q: usize, s: usize, cols: i32, T: i32, t0: i32
     const sg = s + g * (nb << 4);
     for (let b: usize = 0; b < nb; b++) {
       const o = b << 7;
-      let sc = f32x4.splat(blockStep(x0 + o, 32767));
-      sc = f32x4.replace_lane(sc, 1, blockStep(x1 + o, 32767));
-      sc = f32x4.replace_lane(sc, 2, blockStep(x2 + o, 32767));
-      sc = f32x4.replace_lane(sc, 3, blockStep(x3 + o, 32767));
+      const sc = blockScales4(x0, x1, x2, x3, o, 32767);
       v128.store(sg + (b << 4), sc);
-      // 1 / scale, 0 for an all-zero block
-      const inv = v128.and(f32x4.div(f32x4.splat(1), sc), f32x4.gt(sc, f32x4.splat(0)));
+      const inv = inverseScales(sc);
       const i0 = i32x4.shuffle(inv, inv, 0, 0, 0, 0), i1 = i32x4.shuffle(inv, inv, 1, 1, 1, 1);
       const i2 = i32x4.shuffle(inv, inv, 2, 2, 2, 2), i3 = i32x4.shuffle(inv, inv, 3, 3, 3, 3);
       const qb = qg + (b << 8); // 16 pairs of 16 bytes
@@ -423,13 +436,10 @@ function quantizeTokensI8(x: usize, q: usize, s: usize, cols: i32, T: i32, t0: i
     for (let b: usize = 0; b < nb; b++) {
       const o = b << 7;
       const sb = sg + (b << 5);
-      let sc = f32x4.splat(blockStep(x0 + o, 127));
-      sc = f32x4.replace_lane(sc, 1, blockStep(x1 + o, 127));
-      sc = f32x4.replace_lane(sc, 2, blockStep(x2 + o, 127));
-      sc = f32x4.replace_lane(sc, 3, blockStep(x3 + o, 127));
+      const sc = blockScales4(x0, x1, x2, x3, o, 127);
       v128.store(sb, sc);
       v128.store(sb, i32x4.splat(0), 16);
-      const inv = v128.and(f32x4.div(f32x4.splat(1), sc), f32x4.gt(sc, f32x4.splat(0)));
+      const inv = inverseScales(sc);
       const i0 = i32x4.shuffle(inv, inv, 0, 0, 0, 0), i1 = i32x4.shuffle(inv, inv, 1, 1, 1, 1);
       const i2 = i32x4.shuffle(inv, inv, 2, 2, 2, 2), i3 = i32x4.shuffle(inv, inv, 3, 3, 3, 3);
       const qb = qg + (b << 7); // 8 steps of 16 bytes

@@ -49,6 +49,12 @@ function storeMatrix(dtype, W, rows, cols) {
   }
   return wp;
 }
+/** The matrix stored at wp as the kernels see it (dequantizeRows of every row), f32. */
+function dequantized(dtype, wp, rows, cols) {
+  const deq = alloc(4 * rows * cols);
+  k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
+  return new Float32Array(get(deq, rows * cols));
+}
 const rand = seededRandom(12345);
 const f64 = (n, scale = 1) => Float64Array.from(uniform(rand, n, scale));
 const maxAbs = (a) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
@@ -151,9 +157,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
     const rows = 22, cols = 64, T = 5;
     const W = uniform(rand, rows * cols, 1);
     const wp = storeMatrix(dtype, W, rows, cols);
-    const deq = alloc(4 * rows * cols);
-    k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
-    const D = get(deq, rows * cols);
+    const D = dequantized(dtype, wp, rows, cols);
     const ew = weightErrorBound(dtype, W, rows, cols);
     for (let i = 0; i < rows * cols; i++) assert.ok(Math.abs(D[i] - W[i]) <= ew[i] + 1e-7, `${dtype} weight ${i}: ${D[i]} vs ${W[i]}`);
     const X = f64(T * cols);
@@ -164,9 +168,8 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
     k.matMat(FMT[dtype], wp, xp, yp, cols, ldy, T, 0, scratch, 0, 8, 0);
     k.matMat(FMT[dtype], wp, xp, yp, cols, ldy, T, 0, scratch, 8, rows, 1);
     const Y = get(yp, T * ldy);
-    const Df = new Float32Array(D);
     for (let t = 0; t < T; t++) {
-      const expected = ref.matVec(Df, rows, cols, X.subarray(t * cols, (t + 1) * cols));
+      const expected = ref.matVec(D, rows, cols, X.subarray(t * cols, (t + 1) * cols));
       close(Y.subarray(t * ldy, t * ldy + rows), expected, 1e-5, `matMat ${dtype} token ${t}`);
     }
   });
@@ -177,9 +180,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
       const rows = 22, cols = 96, T = 5, INT_INPUT = 16;
       const W = uniform(rand, rows * cols, 1);
       const wp = storeMatrix(dtype, W, rows, cols);
-      const deq = alloc(4 * rows * cols);
-      k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
-      const D = get(deq, rows * cols);
+      const D = dequantized(dtype, wp, rows, cols);
       const X = f64(T * cols);
       const xp = put(X);
       const ldy = rows + 3;
@@ -190,7 +191,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
       const Y = get(yp, T * ldy);
       for (let t = 0; t < T; t++) {
         const x = X.subarray(t * cols, (t + 1) * cols);
-        const expected = ref.matVec(new Float32Array(D), rows, cols, x);
+        const expected = ref.matVec(D, rows, cols, x);
         for (let r = 0; r < rows; r++) {
           const bound = 1e-5 * (1 + Math.abs(expected[r])) + tokenRoundingBound(x, D, r, cols, 32767);
           const got = Y[t * ldy + r];
@@ -209,9 +210,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"])
     const fmt = k.matMatFormat(FMT[dtype]);
     const W = uniform(rand, rows * cols, 1);
     const wp = storeMatrix(dtype, W, rows, cols);
-    const deq = alloc(4 * rows * cols);
-    k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
-    const D = new Float32Array(get(deq, rows * cols));
+    const D = dequantized(dtype, wp, rows, cols);
     const X = f64(T * cols);
     const xp = put(X);
     const ldy = rows + 2;
@@ -251,9 +250,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"])
     const fmt = k.matMatFormat(FMT[dtype]);
     const W = uniform(rand, rows * cols, 1);
     const wp = storeMatrix(dtype, W, rows, cols);
-    const deq = alloc(4 * rows * cols);
-    k.dequantizeRows(FMT[dtype], wp, cols, 0, rows, deq);
-    const D = new Float32Array(get(deq, rows * cols));
+    const D = dequantized(dtype, wp, rows, cols);
     const X = f64(8 * cols);
     const xp = put(X);
     const ldy = rows + 1;

@@ -10,14 +10,18 @@ const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
 const { openDevice } = await import("../dist/gpu/device.js");
 const { GpuLostError } = await import("../dist/gpu/lost.js");
 
+/** An engine on a device of its own (the test destroys it), a session, and the fixture's 65-token case. */
+async function ownDevice(fixture) {
+  const fx = loadFixture(fixture);
+  const source = await openFixtureModel(fx);
+  const ctx = await openDevice();
+  const engine = await createWebGpuEngine(source, { context: ctx });
+  return { source, ctx, engine, s: engine.createSession(), c: fx.cases.find((x) => x.tokens.length === 65) };
+}
+
 test("device lost: GpuLostError (kind device) with the last read-back state and the tokens to replay", async () => {
   if (!(await gpuOrSkip())) return;
-  const fx = loadFixture("tiny-f32");
-  const source = await openFixtureModel(fx);
-  const ctx = await openDevice(); // its own device: this test destroys it
-  const engine = await createWebGpuEngine(source, { context: ctx });
-  const s = engine.createSession();
-  const c = fx.cases.find((x) => x.tokens.length === 65);
+  const { source, ctx, engine, s, c } = await ownDevice("tiny-f32");
   await s.prefill(c.tokens.slice(0, 60), "none");
   const saved = await s.exportState();
   assert.is(saved.position, 60);
@@ -42,12 +46,7 @@ test("device lost: GpuLostError (kind device) with the last read-back state and 
 
 test("device lost between the parts of a prefill: the state of the call before, not a mix of old and new layers", async () => {
   if (!(await gpuOrSkip())) return;
-  const fx = loadFixture("layernorm-gelu");
-  const source = await openFixtureModel(fx);
-  const ctx = await openDevice(); // its own device: this test destroys it
-  const engine = await createWebGpuEngine(source, { context: ctx });
-  const s = engine.createSession();
-  const c = fx.cases.find((x) => x.tokens.length === 65);
+  const { source, ctx, s, c } = await ownDevice("layernorm-gelu");
   await s.prefill(c.tokens.slice(0, 40), "none");
   const saved = await s.exportState();
   // the device goes away once the prefill's first part has run, before its second (2 layers: 2 parts)

@@ -98,7 +98,10 @@ export class GpuForward {
     // the split-K sums of the residual-adding products, for the largest splits x rows any chunk uses
     // (none, and no split pipelines to compile, where no chunk length splits: small models)
     let partialRows = 0;
-    for (let T = 2; T <= maxTokens; T++) if (residualSplits(T, c, plan) > 1) partialRows = Math.max(partialRows, residualSplits(T, c, plan) * T);
+    for (let T = 2; T <= maxTokens; T++) {
+      const splits = residualSplits(T, c, plan);
+      if (splits > 1) partialRows = Math.max(partialRows, splits * T);
+    }
     const partials = partialRows > 0 ? buf(partialRows * d, "split-K sums") : undefined;
 
     const normDefs = { D: d, LAYERNORM: c.normType === "layernorm" };
