@@ -30,14 +30,19 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   let last = (c * 64u + 63u) * DK + h * K;
   var acc: array<f32, EPT>;
   for (var s0 = 0u; s0 < 64u; s0 += 16u) {
-    for (var e = tid; e < 16u * K; e += NT) {
+    // (a constant trip count, not e < N from tid: the compiler unrolls it and issues the loads together)
+    for (var k_ = 0u; k_ < (16u * K + NT - 1u) / NT; k_++) {
+      let e = tid + NT * k_;
+      if (e >= 16u * K) { break; }
       let s = e / K;
       let k = e % K;
       let row = c * 64u + s0 + s;
       let i = row * DK + h * K + k;
       kd[e] = Kk[i] * exp(B[last + k] - B[i]);
     }
-    for (var e = tid; e < 16u * VW; e += NT) {
+    for (var k_ = 0u; k_ < (16u * VW + NT - 1u) / NT; k_++) {
+      let e = tid + NT * k_;
+      if (e >= 16u * VW) { break; }
       let row = c * 64u + s0 + e / VW;
       vs[e] = select(0.0, P[row * NP + V_OFF + h * V + v0 + e % VW], row < dims.T);
     }

@@ -1,8 +1,14 @@
-// Decay and key of MetaLA (spec §2 step 3), for the chunked GLA:
+// The projections' completion and the decay and key of MetaLA (spec §2
+// step 3), for the chunked GLA. First, when the projection product was split
+// over K (gemm.wgsl SPLIT; short prompts, so that big tiles still fill the
+// GPU), its dims.psplits partial sums ([split][rows][NP]) and bias are added
+// into P: this is the first kernel to read P, so the sums cost no dispatch
+// of their own. Then:
 //   gk = logsigmoid(a) / 16, k = 1 - exp(gk) (as -expm1(gk)),
 //   b = cumulative sum of gk inside each 64-token chunk (inclusive).
-// A workgroup takes 64 key dims of one chunk: its 256 threads compute the
-// 64 x 64 decays and keys (the transcendental part), then one thread per dim
+// A workgroup takes 64 columns of P (of them, the key dims in k_gate) for
+// one chunk: its 256 threads compute the 64 x 64 decays and keys (the
+// transcendental part), then one thread per dim
 // sums the chunk's decays in token order, as a single thread would: b_last -
 // b_s must carry only the rounding of the terms between s and the last row
 // (a partial-sum tree would add its prefix errors, ~1e-4 relative at the
@@ -11,36 +17,59 @@
 // no decay and no contribution, so the chunk's last row carries the true
 // total decay.
 // Needs math.wgsl. Host constants: DK (key dims, all heads), NP (row stride
-// of the projection buffer), A_OFF (column of k_gate in it).
+// of the projection buffer), A_OFF (column of k_gate in it), MAX_SPLITS.
 
-struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
+struct Dims { T: u32, nC: u32, start: u32, splits: u32, psplits: u32 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read_write> P: array<f32>;
 @group(0) @binding(2) var<storage, read_write> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Kk: array<f32>;
+@group(0) @binding(4) var<storage, read> partials: array<f32>;
+@group(0) @binding(5) var<storage, read> pbias: array<f32>;
 
 var<workgroup> gkm: array<f32, 4096>;  // [token][dim] of the chunk
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = wid.y;
-  for (var e = tid; e < 4096u; e += 256u) {
+  let c0 = wid.x * 64u;
+  let S = dims.psplits;
+  if (S > 0u) {
+    // (a constant trip count, not e < N from tid: the compiler unrolls it and issues the loads together)
+    for (var k_ = 0u; k_ < (4096u + 256u - 1u) / 256u; k_++) {
+      let e = tid + 256u * k_;
+      if (e >= 4096u) { break; }
+      let row = c * 64u + e / 64u;
+      let col = c0 + e % 64u;
+      if (row < dims.T && col < NP) {
+        var x = pbias[col];
+        for (var z = 0u; z < MAX_SPLITS; z++) { if (z < S) { x += partials[(z * dims.T + row) * NP + col]; } }
+        P[row * NP + col] = x;
+      }
+    }
+  }
+  // the key dims j = col - A_OFF among this workgroup's columns (a workgroup-uniform test)
+  if (c0 + 64u <= A_OFF || c0 >= A_OFF + DK) { return; }
+  for (var k_ = 0u; k_ < (4096u + 256u - 1u) / 256u; k_++) {
+    let e = tid + 256u * k_;
+    if (e >= 4096u) { break; }
     let t = e / 64u;
-    let j = wid.x * 64u + e % 64u;
+    let col = c0 + e % 64u;
+    let key = col >= A_OFF && col < A_OFF + DK;
     let row = c * 64u + t;
     var gk = 0.0;
-    if (j < DK && row < dims.T) { gk = logsigmoid(P[row * NP + A_OFF + j]) / 16.0; }
+    if (key && row < dims.T) { gk = logsigmoid(P[row * NP + col]) / 16.0; }
     gkm[e] = gk;
-    if (j < DK) { Kk[row * DK + j] = -expm1_f(gk); }
+    if (key) { Kk[row * DK + col - A_OFF] = -expm1_f(gk); }
   }
   workgroupBarrier();
-  let j = wid.x * 64u + tid;
-  if (tid < 64u && j < DK) {
+  let col = c0 + tid;
+  if (tid < 64u && col >= A_OFF && col < A_OFF + DK) {
     var b = 0.0;
     for (var t = 0u; t < 64u; t++) {
       b += gkm[t * 64u + tid];
-      B[(c * 64u + t) * DK + j] = b;
+      B[(c * 64u + t) * DK + col - A_OFF] = b;
     }
   }
 }

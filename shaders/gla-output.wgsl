@@ -1,5 +1,6 @@
-// Chunked GLA, pass 3 of 3: outputs of one 64-token chunk of one head
-// (spec §4), from the state at the chunk start S0 (written by pass 2):
+// Chunked GLA, pass 3 of 3, and what follows per token (gla-gate.wgsl):
+// the outputs of one 64-token chunk of one head (spec §4), from the state
+// at the chunk start S0 (written by the scan):
 //   o_t = s (q_t * exp(b_t)) S0 + sum_{s<=t} A[t,s] v_s
 //   A[t,s] = s sum_d q_t[d] k_s[d] exp(b_t[d] - b_s[d])
 // A is built from 16-row sub-chunks. Below the diagonal, rows of query
@@ -12,10 +13,10 @@
 // A[r, 16g .. 16g+15] and the output columns g, g+4, g+8, ... of row r.
 // The key dims are taken 16 at a time (any K), staged in workgroup memory
 // with S0's matching rows; then A goes to workgroup memory and meets V.
-// The value columns may be split over VS workgroups (grid z): each takes VW
-// = V / VS columns and computes the scores A itself, which keeps a GPU busy
-// when a short prompt has few (chunk, head) pairs.
-// Host constants: H, K, V, DK, D, NP, Q_OFF, V_OFF, VS; SCALE: f32 = K^-0.5.
+// Short prompts have few (chunk, head) pairs: gla-output-sub.wgsl then
+// spreads each chunk over four workgroups.
+// Needs math.wgsl, gla-gate.wgsl. Host constants: H, K, V, DK, D, NP,
+// Q_OFF, V_OFF, G_OFF; SCALE: f32 = K^-0.5.
 
 struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 
@@ -24,18 +25,20 @@ struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read> Kk: array<f32>;
 @group(0) @binding(4) var<storage, read> S0: array<f32>;
-@group(0) @binding(5) var<storage, read_write> O: array<f32>;
+@group(0) @binding(5) var<storage, read> waug: array<f32>;
+@group(0) @binding(6) var<storage, read_write> O: array<f32>;
 
-const VW: u32 = V / VS;
-const VPT: u32 = (VW + 3u) / 4u;
+const TPR: u32 = 4u;
+const VPT: u32 = (V + 3u) / 4u;
 // Workgroup memory, one array carved per phase:
-//   keys phase: k [64][16] | b [64][16] | k rescaled for sub-chunks 1..3 [96][16] | S0 rows [16][VW]
-//   values phase: A [64][64] | v [16][VW]
+//   keys phase: k [64][16] | b [64][16] | k rescaled for sub-chunks 1..3 [96][16] | S0 rows [16][V]
+//   values phase: A [64][64] | v [16][V]
+//   gate phase: a row's partial sums (gla-gate.wgsl)
 const OFF_B: u32 = 1024u;
 const OFF_KH: u32 = 2048u;
 const OFF_S: u32 = 3584u;
 const OFF_V: u32 = 4096u;
-const SMEM: u32 = 4096u + 16u * VW;
+const SMEM: u32 = 4096u + 16u * V;
 var<workgroup> sm: array<f32, SMEM>;
 
 // Row offset of sub-chunk i's rescaled keys in the KH block (i = 1, 2, 3 hold 16, 32, 48 keys).
@@ -47,7 +50,6 @@ fn kh_base(i: u32) -> u32 {
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = wid.x;
   let h = wid.y;
-  let v0 = wid.z * VW;
   let r = tid / 4u;
   let g = tid % 4u;
   let row = c * 64u + r;
@@ -57,10 +59,14 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
 
   var o: array<f32, VPT>;
   var a: array<f32, 16>;
+  var aug = 0.0;  // q . (k * w_aug), this row's own (raw) key
 
   for (var kb = 0u; kb < K; kb += 16u) {
     // stage k, b of the chunk's 64 rows and S0's 16 rows for these key dims
-    for (var e = tid; e < 1024u; e += 256u) {
+    // (a constant trip count, not e < N from tid: the compiler unrolls it and issues the loads together)
+    for (var k_ = 0u; k_ < (1024u + 256u - 1u) / 256u; k_++) {
+      let e = tid + 256u * k_;
+      if (e >= 1024u) { break; }
       let s = e / 16u;
       let j = e % 16u;
       let i = (c * 64u + s) * DK + h * K + kb + j;
@@ -68,13 +74,17 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       sm[e] = select(0.0, Kk[i], ok);
       sm[OFF_B + e] = select(0.0, B[i], ok);
     }
-    for (var e = tid; e < 16u * VW; e += 256u) {
-      let j = e / VW;
-      sm[OFF_S + e] = select(0.0, S0[((c * H + h) * K + kb + j) * V + v0 + e % VW], kb + j < K);
+    for (var k_ = 0u; k_ < (16u * V + 256u - 1u) / 256u; k_++) {
+      let e = tid + 256u * k_;
+      if (e >= 16u * V) { break; }
+      let j = e / V;
+      sm[OFF_S + e] = select(0.0, S0[((c * H + h) * K + kb + j) * V + e % V], kb + j < K);
     }
     workgroupBarrier();
     // keys rescaled to each later sub-chunk's reference row
-    for (var e = tid; e < 96u * 16u; e += 256u) {
+    for (var k_ = 0u; k_ < (96u * 16u + 256u - 1u) / 256u; k_++) {
+      let e = tid + 256u * k_;
+      if (e >= 96u * 16u) { break; }
       let idx = e / 16u;   // 0..15 -> sub-chunk 1, 16..47 -> 2, 48..95 -> 3
       let j = e % 16u;
       var i = 1u;
@@ -89,13 +99,14 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     for (var j = 0u; j < 16u; j++) {
       q[j] = select(0.0, P[row * NP + Q_OFF + h * K + kb + j], live && kb + j < K);
       br[j] = sm[OFF_B + r * 16u + j];
+      aug = fma(q[j] * sm[r * 16u + j], select(0.0, waug[h * K + kb + j], kb + j < K), aug);
     }
     // inter-chunk: s (q * exp(b)) S0
     for (var j = 0u; j < 16u; j++) {
       let qe = SCALE * q[j] * exp(br[j]);
       for (var u = 0u; u < VPT; u++) {
         let col = g + 4u * u;
-        if (col < VW) { o[u] = fma(qe, sm[OFF_S + j * VW + col], o[u]); }
+        if (col < V) { o[u] = fma(qe, sm[OFF_S + j * V + col], o[u]); }
       }
     }
     // intra-chunk scores for keys 16g .. 16g+15
@@ -127,9 +138,11 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   for (var s = 0u; s < 16u; s++) { sm[r * 64u + g * 16u + s] = SCALE * a[s]; }
   for (var s0 = 0u; s0 < 64u; s0 += 16u) {
     workgroupBarrier();
-    for (var e = tid; e < 16u * VW; e += 256u) {
-      let vrow = c * 64u + s0 + e / VW;
-      sm[OFF_V + e] = select(0.0, P[vrow * NP + V_OFF + h * V + v0 + e % VW], vrow < dims.T);
+    for (var k_ = 0u; k_ < (16u * V + 256u - 1u) / 256u; k_++) {
+      let e = tid + 256u * k_;
+      if (e >= 16u * V) { break; }
+      let vrow = c * 64u + s0 + e / V;
+      sm[OFF_V + e] = select(0.0, P[vrow * NP + V_OFF + h * V + e % V], vrow < dims.T);
     }
     workgroupBarrier();
     if (s0 <= r) {
@@ -137,15 +150,10 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
         let w = sm[r * 64u + s0 + s];
         for (var u = 0u; u < VPT; u++) {
           let col = g + 4u * u;
-          if (col < VW) { o[u] = fma(w, sm[OFF_V + s * VW + col], o[u]); }
+          if (col < V) { o[u] = fma(w, sm[OFF_V + s * V + col], o[u]); }
         }
       }
     }
   }
-  if (live) {
-    for (var u = 0u; u < VPT; u++) {
-      let col = g + 4u * u;
-      if (col < VW) { O[row * D + h * V + v0 + col] = o[u]; }
-    }
-  }
+  gate_row(&o, aug, row, h, r, g, live);
 }

@@ -21,16 +21,38 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   fold_residual(dims.start + wid.x, tid);
   if (LAYERNORM) {
     var s = 0.0;
-    for (var i = tid; i < D; i += NT) { s += X[src + i]; }
+    // (a constant trip count, not i < D from tid: the compiler unrolls it and issues the loads together)
+    for (var k_ = 0u; k_ < (D + NT - 1u) / NT; k_++) {
+      let i = tid + NT * k_;
+      if (i >= D) { break; }
+      s += X[src + i];
+    }
     let mean = sum_all(s, tid) / f32(D);
     var q = 0.0;
-    for (var i = tid; i < D; i += NT) { let e = X[src + i] - mean; q += e * e; }
+    for (var k_ = 0u; k_ < (D + NT - 1u) / NT; k_++) {
+      let i = tid + NT * k_;
+      if (i >= D) { break; }
+      let e = X[src + i] - mean;
+      q += e * e;
+    }
     let inv = inverseSqrt(sum_all(q, tid) / f32(D) + 1e-5);
-    for (var i = tid; i < D; i += NT) { Y[dst + i] = (X[src + i] - mean) * inv * w[i] + bias[i]; }
+    for (var k_ = 0u; k_ < (D + NT - 1u) / NT; k_++) {
+      let i = tid + NT * k_;
+      if (i >= D) { break; }
+      Y[dst + i] = (X[src + i] - mean) * inv * w[i] + bias[i];
+    }
   } else {
     var q = 0.0;
-    for (var i = tid; i < D; i += NT) { q += X[src + i] * X[src + i]; }
+    for (var k_ = 0u; k_ < (D + NT - 1u) / NT; k_++) {
+      let i = tid + NT * k_;
+      if (i >= D) { break; }
+      q += X[src + i] * X[src + i];
+    }
     let inv = inverseSqrt(sum_all(q, tid) / f32(D) + 1e-6);
-    for (var i = tid; i < D; i += NT) { Y[dst + i] = X[src + i] * inv; }
+    for (var k_ = 0u; k_ < (D + NT - 1u) / NT; k_++) {
+      let i = tid + NT * k_;
+      if (i >= D) { break; }
+      Y[dst + i] = X[src + i] * inv;
+    }
   }
 }

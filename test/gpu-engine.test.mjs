@@ -61,9 +61,10 @@ async function checkFixture(name, opts = {}) {
 for (const name of listFixtures()) test(`${name}: webgpu prefill (all / last) and prefill + decode match PyTorch`, () => checkFixture(name));
 
 // The fixtures' products are too small to be split over K by default: force
-// it (4 slices of K >= 16), so the norms add up slices and the products' bias
-// (layernorm-gelu has biases) at every chunk length, the head's norm included.
+// it (slices of K >= 16), so the kernels after each product add up its slices
+// and bias (layernorm-gelu has biases, and gelu in its GLU) at every chunk
+// length: the norms (the head's included), decay/key, the GLU's gating.
 for (const name of ["layernorm-gelu"])
-  test(`${name}: with the residual products split over K, webgpu matches PyTorch`, () => checkFixture(name, { minSplitK: 16 }));
+  test(`${name}: with the products split over K, webgpu matches PyTorch`, () => checkFixture(name, { minSplitK: 16 }));
 
 test.run();

@@ -10,8 +10,12 @@ const { glaRecurrent } = await import("../dist/reference/gla.js");
 
 let pipelines;
 
-/** Runs the GPU GLA (decay/key, 3 chunk passes, aug + head norm + gate) on random projections. */
-async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1, enough }) {
+/**
+ * Runs the GPU GLA (decay/key, 3 chunk passes, aug + head norm + gate) on
+ * random projections; with `split` the projections arrive as bias + two
+ * split-K partial sums (P itself holds garbage) for decay/key to complete.
+ */
+async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1, enough, split = false }) {
   const { device } = ctx;
   pipelines ??= new Pipelines(device);
   const DK = H * K, D = H * V, NP = 2 * DK + 2 * D;
@@ -22,15 +26,20 @@ async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1, enoug
   const S0 = randomArray(H * K * V, seed + 7, 0.5);
   const waug = randomArray(DK, seed + 9);
   const nC = Math.ceil(T / 64);
+  const bias = randomArray(NP, seed + 11);
+  const part1 = randomArray(T * NP, seed + 13);
+  const part0 = P.map((x, i) => x - bias[i % NP] - part1[i]);
   const bufs = {
-    dims: uniformU32(device, [T, nC, 0, 0]),
-    P: uploadF32(device, P),
+    dims: uniformU32(device, [T, nC, 0, 0, split ? 2 : 0, 0, 0, 0]),
+    P: uploadF32(device, split ? new Float32Array(T * NP).fill(1e30) : P),
     B: storageBuffer(device, nC * 64 * DK * 4),
     Kk: storageBuffer(device, nC * 64 * DK * 4),
     U: storageBuffer(device, nC * H * K * V * 4),
     S: uploadF32(device, S0),
     O: storageBuffer(device, T * D * 4),
     waug: uploadF32(device, waug),
+    partials: uploadF32(device, Float32Array.from([...part0, ...part1])),
+    projBias: uploadF32(device, bias),
   };
   const op = await GlaOp.create(pipelines, m, bufs, enough);
   const enc = device.createCommandEncoder();
@@ -71,7 +80,8 @@ for (const sh of shapes)
   test(`gla H=${sh.H} K=${sh.K} V=${sh.V}: outputs and final state match the recurrent reference across chunk boundaries`, async () => {
     const ctx = await gpuOrSkip();
     if (!ctx) return;
-    // every form of the chunk-state and output kernels: value columns whole, split over two, over the most (4 and 2) workgroups
+    // every form of the chunk-state kernel (value columns whole, split over two, over four workgroups)
+    // and of the output kernel (per chunk with VS = 1, per sub-chunk otherwise)
     for (const VS of [1, 2, 4])
       for (const T of [1, 2, 17, 63, 64, 65, 130, 200]) {
         const pairs = Math.ceil(T / 64) * sh.H;
@@ -83,27 +93,41 @@ for (const sh of shapes)
       }
   });
 
+test("gla after a split projection: decay/key first completes P from bias + split-K sums", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  for (const T of [17, 130]) {
+    const r = await runGla(ctx, { H: 2, K: 16, V: 32, T, seed: 21, split: true });
+    const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
+    assert.ok(eo < 2e-5, `T=${T}: output rel error ${eo}`);
+    assert.ok(es < 2e-5, `T=${T}: state rel error ${es}`);
+  }
+});
+
 test("gla strong decay: per-token decays near 1e-6 (a chunk's total decay far below f32 range) stay finite and exact", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  for (const T of [64, 150]) {
+  // both output kernels: per chunk (enough 0), per sub-chunk (few pairs)
+  for (const enough of [0, Infinity]) for (const T of [64, 150]) {
     // a ~ -220 +- 30: gk = logsigmoid(a)/16 ~ -14, so exp(-b) over 64 tokens would be ~e^880
-    const r = await runGla(ctx, { H: 2, K: 16, V: 32, T, aShift: -220, aScale: 30, seed: 5 });
+    const r = await runGla(ctx, { H: 2, K: 16, V: 32, T, aShift: -220, aScale: 30, seed: 5, enough });
     assert.ok(r.minAlpha < -12, `decays are strong (min log decay ${r.minAlpha})`);
     assert.ok(r.O.every(Number.isFinite) && r.S.every(Number.isFinite), "finite");
     const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
-    assert.ok(eo < 2e-5, `T=${T} output rel error ${eo}`);
-    assert.ok(es < 2e-5, `T=${T} state rel error ${es}`);
+    assert.ok(eo < 2e-5, `T=${T} enough=${enough} output rel error ${eo}`);
+    assert.ok(es < 2e-5, `T=${T} enough=${enough} state rel error ${es}`);
   }
 });
 
 test("gla mixed decay: some dims strong, some ~1 (the per-dimension case)", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  const r = await runGla(ctx, { H: 2, K: 16, V: 32, T: 140, aShift: -40, aScale: 60, seed: 3 });
-  const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
-  assert.ok(eo < 2e-5, `output rel error ${eo}`);
-  assert.ok(es < 2e-5, `state rel error ${es}`);
+  for (const enough of [0, Infinity]) {
+    const r = await runGla(ctx, { H: 2, K: 16, V: 32, T: 140, aShift: -40, aScale: 60, seed: 3, enough });
+    const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
+    assert.ok(eo < 2e-5, `enough=${enough}: output rel error ${eo}`);
+    assert.ok(es < 2e-5, `enough=${enough}: state rel error ${es}`);
+  }
 });
 
 test.run();

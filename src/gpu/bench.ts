@@ -1,6 +1,6 @@
 import type { GluActivation } from "../model/config.js";
 import { openDevice, type GpuContext } from "./device.js";
-import { GEMM_TILES, GemmOp, SPLIT_COUNTS, chooseSplits, chooseTile, type GemmEpilogue, type GemmTile } from "./gemm.js";
+import { GEMM_TILES, GemmOp, MAX_SPLITS, SPLIT_COUNTS, chooseSplits, chooseTile, type GemmEpilogue, type GemmTile } from "./gemm.js";
 import { GEMM_FAMILIES, OP_FAMILIES, type GpuForward, type OpFamily } from "./forward.js";
 import { Pipelines, storageBuffer, uniformU32 } from "./pipelines.js";
 import { warmUp } from "../runtime/warm-up.js";
@@ -27,7 +27,7 @@ export interface GemmBenchRow {
   K: number;
   epilogue: GemmEpilogue;
   tile: string;
-  /** Slices of K (the residual-adding products only; their norm's adding-up is not timed). */
+  /** Slices of K (the kernel after the product adds them up: not timed here). */
   splits: number;
   chosen: boolean;
   ms: number;
@@ -58,13 +58,13 @@ export async function benchGemm(
       W: storageBuffer(device, N * K * (wtype === "f16" ? 2 : 4)),
       bias: storageBuffer(device, N * 4),
       C: storageBuffer(device, M * outCols * 4),
-      ...(epilogue === "add" ? { partials: storageBuffer(device, SPLIT_COUNTS[SPLIT_COUNTS.length - 1] * M * N * 4) } : {}),
+      partials: storageBuffer(device, MAX_SPLITS * M * N * 4),
     };
     const op = await GemmOp.create(p, { N, K, lda: K, ldc: outCols }, epilogue, act, bufs, tiles, wtype);
-    const chosenSplits = epilogue === "add" ? chooseSplits(M, N, K) : 1;
+    const chosenSplits = chooseSplits(M, N, K);
     const chosen = chooseTile(M, N, tiles, chosenSplits);
     const reps = Math.max(3, Math.min(200, Math.round(2e11 / (2 * M * N * K))));
-    for (const splits of epilogue === "add" ? SPLIT_COUNTS : [1])
+    for (const splits of SPLIT_COUNTS)
       for (const [name, tile] of Object.entries(tiles)) {
         const s = await timeGpu(device, (pass) => op.encode(pass, M, tile, splits), reps);
         rowsOut.push({ M, N, K, epilogue, tile: name, splits, chosen: tile === chosen && splits === chosenSplits, ms: s * 1e3, tflops: (2 * M * N * K) / s / 1e12 });
@@ -176,11 +176,11 @@ async function opShares(device: GPUDevice, f: GpuForward, T: number, headRows: n
   const submitted = await timeGpu(device, (pass) => f.encode(pass, T, headRows), 1);
   const opsMs: Record<string, number> = {};
   for (const fam of OP_FAMILIES) opsMs[fam] = 1e3 * (await time(new Set([fam])));
-  // each GLA kernel alone, all layers, in ms: decay-key, chunk-state, scan, output, finish
+  // each GLA kernel alone, all layers, in ms: decay-key, chunk-state, scan, output
   const glaKernelsMs: number[] = [];
   if (T > 1) {
     const nC = Math.ceil(T / 64);
-    for (let k = 0; k < 5; k++)
+    for (let k = 0; k < f.layers[0].gla.kernels(nC).length; k++)
       glaKernelsMs.push(1e3 * (await timeGpu(device, (pass) => f.layers.forEach((l) => l.gla.kernels(nC)[k].encode(pass, T, nC)), reps)));
   }
   return { glaShare: opsMs.gla / 1e3 / whole, gemmShare: (await time(GEMM_FAMILIES)) / whole, gpuSeconds: whole, submitSeconds: submitted, opsMs, glaKernelsMs };

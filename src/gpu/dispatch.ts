@@ -21,6 +21,7 @@ export class Dispatch {
   }
 }
 
+/** `extra`: WGSL the host writes itself (e.g. the chosen GLU activation), placed before the files. */
 export async function makeDispatch(
   p: Pipelines,
   files: string[],
@@ -28,8 +29,9 @@ export async function makeDispatch(
   bindings: BindingKind[],
   parts: BufferPart[],
   grid: Grid,
+  extra?: string,
 ): Promise<Dispatch> {
-  const pipeline = await p.pipeline({ files, defs, bindings });
+  const pipeline = await p.pipeline({ files, defs, bindings, extra });
   return new Dispatch(pipeline, p.bindGroup(bindings, parts, files.at(-1)), grid);
 }
 

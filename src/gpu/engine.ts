@@ -21,7 +21,7 @@ export interface WebGpuEngineOptions {
   minSplitK?: number;
 }
 
-/** Layers per submission of a prefill chunk after its first, one-layer part (partsOf). */
+/** Layers per submission of a prefill chunk between its first and last, one-layer parts (partsOf). */
 const LAYERS_PER_SUBMISSION = 4;
 
 /** Rows of logits one submission can return when all positions are wanted. */
@@ -250,13 +250,15 @@ class WebGpuSession implements EngineSession {
    * GPU starts on the first (one layer) while the next are recorded
    * (recording and submitting a 24-layer pass took 2-5 ms on an H200 host,
    * up to a third of the GPU time of a 512-token prefill), and each part's
-   * state is read back while the GPU runs the later ones.
+   * state is read back while the GPU runs the later ones; the last part is
+   * one layer too, so that little is left to copy out once the GPU is done.
    */
   private partsOf(f: GpuForward, T: number): [number, number][] {
     const L = f.layers.length;
     if (T <= 1) return [[0, L]];
     const parts: [number, number][] = [[0, 1]];
-    for (let from = 1; from < L; from += LAYERS_PER_SUBMISSION) parts.push([from, Math.min(L, from + LAYERS_PER_SUBMISSION)]);
+    for (let from = 1; from < L - 1; from += LAYERS_PER_SUBMISSION) parts.push([from, Math.min(L - 1, from + LAYERS_PER_SUBMISSION)]);
+    if (L > 1) parts.push([L - 1, L]);
     return parts;
   }
 

@@ -1,17 +1,28 @@
 import type { MetalaConfig } from "../model/config.js";
 import { cdiv, GLA_CHUNK, makeDispatch, modelDefs, type Dispatch } from "./dispatch.js";
-import { chooseSplits, GEMM_PLAN, GemmOp, type GemmPlan } from "./gemm.js";
+import { chooseSplits, GEMM_PLAN, GemmOp, MAX_SPLITS, type GemmPlan } from "./gemm.js";
 import { GlaOp } from "./gla.js";
-import { storageBuffer, uniformU32, type Pipelines } from "./pipelines.js";
+import { gluActSource, storageBuffer, uniformU32, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
 
 /**
- * Split-K count of the two residual-adding products (out and down, both d
- * wide) over T tokens: one count for both, so one uniform tells every norm.
+ * Split-K counts of a layer's products over T tokens (1: not split), each
+ * completed by the kernel that reads the product next: the two residual-
+ * adding ones (out and down, both d wide; one count for both, so one uniform
+ * tells every norm) by the norms, the projections by the decay-key kernel,
+ * the GLU's by glu-fold.wgsl.
  */
-function residualSplits(T: number, c: MetalaConfig, plan: GemmPlan): number {
-  return chooseSplits(T, c.hiddenSize, Math.min(c.hiddenSize, c.gluDim), plan);
+export function splitsOf(T: number, c: MetalaConfig, plan: GemmPlan) {
+  const d = c.hiddenSize;
+  return {
+    residual: chooseSplits(T, d, Math.min(d, c.gluDim), plan),
+    proj: chooseSplits(T, modelDefs(c).NP, d, plan),
+    glu: chooseSplits(T, 2 * c.gluDim, d, plan),
+  };
 }
+
+/** Tokens per thread of shaders/short-conv.wgsl (at least 3: the first block alone reads the old conv state). */
+const CONV_ROWS = 4;
 
 /** The families of ops a forward pass records, as the benchmark times them. */
 export const OP_FAMILIES = ["embed", "norm+conv", "qkvg", "gla", "out", "glu", "down", "head"] as const;
@@ -20,15 +31,17 @@ export const GEMM_FAMILIES: ReadonlySet<OpFamily> = new Set(["qkvg", "out", "glu
 
 export interface LayerOps {
   tokenNorm: Dispatch;
+  /** the short conv over a chunk, with the conv state's update */
   conv: Dispatch;
-  convState: Dispatch;
-  /** tokenNorm + conv + convState for a single token */
+  /** tokenNorm + conv for a single token */
   convStep: Dispatch;
   qkvg: GemmOp;
   gla: GlaOp;
   out: GemmOp;
   channelNorm: Dispatch;
   glu: GemmOp;
+  /** the GLU's gated unit when its product was split over K */
+  gluFold: Dispatch;
   down: GemmOp;
 }
 
@@ -80,8 +93,8 @@ export class GpuForward {
       return b;
     };
     const tokens = buf(maxTokens, "tokens");
-    const dims = uniformU32(device, [0, 0, 0, 0], "dims");
-    const headDims = uniformU32(device, [0, 0, 0, 0], "head dims");
+    const dims = uniformU32(device, [0, 0, 0, 0, 0, 0, 0, 0], "dims");
+    const headDims = uniformU32(device, [0, 0, 0, 0, 0, 0, 0, 0], "head dims");
     owned.push(dims, headDims);
     const X = buf(maxTokens * d, "x");
     const XN = buf(maxTokens * d, "x normed");
@@ -95,21 +108,28 @@ export class GpuForward {
     const HN = buf(logitRows * d, "head in");
     const logits = buf(logitRows * V, "logits");
     const state = w.layers.map((_, l) => ({ S: buf(m.H * m.K * m.V, `L${l}.S`), conv: buf(3 * d, `L${l}.conv`) }));
-    // the split-K sums of the residual-adding products, for the largest splits x rows any chunk uses
-    // (none, and no split pipelines to compile, where no chunk length splits: small models)
-    let partialRows = 0;
+    // the split-K sums of whichever product is split, for the most any chunk length needs (each is
+    // completed before the next product splits); none, and no split pipelines, for a model that never splits
+    let partialFloats = 0;
+    const splitAt = { residual: false, proj: false, glu: false };
     for (let T = 2; T <= maxTokens; T++) {
-      const splits = residualSplits(T, c, plan);
-      if (splits > 1) partialRows = Math.max(partialRows, splits * T);
+      const s = splitsOf(T, c, plan);
+      const widths = { residual: d, proj: m.NP, glu: 2 * glu };
+      for (const k of ["residual", "proj", "glu"] as const)
+        if (s[k] > 1) {
+          splitAt[k] = true;
+          partialFloats = Math.max(partialFloats, s[k] * T * widths[k]);
+        }
     }
-    const partials = partialRows > 0 ? buf(partialRows * d, "split-K sums") : undefined;
+    const partials = partialFloats > 0 ? buf(partialFloats, "split-K sums") : undefined;
+    const splitInto = (k: keyof typeof splitAt) => (splitAt[k] ? partials : undefined);
 
-    const normDefs = { D: d, LAYERNORM: c.normType === "layernorm" };
+    const normDefs = { D: d, LAYERNORM: c.normType === "layernorm", MAX_SPLITS };
     const rowsGrid = (T: number): [number] => [T];
     // a norm right after a residual-adding product first completes X with its split-K sums and bias
     const norm = (uniform: GPUBuffer, nw: { w: GPUBuffer; b: GPUBuffer }, out: GPUBuffer, productBias?: GPUBuffer) =>
-      productBias && partials
-        ? makeDispatch(p, ["reduce.wgsl", "norm-residual-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "rw", "read", "read", "rw", "read", "read"], [uniform, X, nw.w, nw.b, out, partials, productBias], rowsGrid)
+      productBias && splitAt.residual
+        ? makeDispatch(p, ["reduce.wgsl", "norm-residual-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "rw", "read", "read", "rw", "read", "read"], [uniform, X, nw.w, nw.b, out, partials!, productBias], rowsGrid)
         : makeDispatch(p, ["reduce.wgsl", "norm-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [uniform, X, nw.w, nw.b, out], rowsGrid);
     const embedOps = await Promise.all(
       w.embed.map((part) =>
@@ -126,23 +146,31 @@ export class GpuForward {
     const layers = await Promise.all(
       w.layers.map(async (lw, l): Promise<LayerOps> => ({
         tokenNorm: await norm(dims, lw.tokenNorm, XN, l > 0 ? w.layers[l - 1].b3 : undefined),
-        conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d }, ["uniform", "read", "read", "read", "rw"], [dims, XN, lw.conv, state[l].conv, CV], (T) => [cdiv(d, 64), T]),
-        convState: await makeDispatch(p, ["short-conv-state.wgsl"], { D: d }, ["uniform", "read", "rw"], [dims, XN, state[l].conv], () => [cdiv(d, 64)]),
+        conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d, R: CONV_ROWS }, ["uniform", "read", "read", "rw", "rw"], [dims, XN, lw.conv, state[l].conv, CV], (T) => [cdiv(d, 64), cdiv(T, CONV_ROWS)]),
         convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, state[l].conv, CV], () => [1]),
-        qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg }, tiles, w.wtype),
-        gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug }),
-        out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials }, tiles, w.wtype),
+        qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, tiles, w.wtype),
+        gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }),
+        out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, tiles, w.wtype),
         channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
         glu: await GemmOp.create(
           p,
           { N: 2 * glu, K: d, lda: d, ldc: glu },
           "glu",
           c.gluAct,
-          { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh, scales: lw.scales?.w12, gemvNorm: { A: X, w: lw.channelNorm.w, b: lw.channelNorm.b, layernorm: c.normType === "layernorm" } },
+          { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh, scales: lw.scales?.w12, partials: splitInto("glu"), gemvNorm: { A: X, w: lw.channelNorm.w, b: lw.channelNorm.b, layernorm: c.normType === "layernorm" } },
           tiles,
           w.wtype,
         ),
-        down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials }, tiles, w.wtype),
+        gluFold: await makeDispatch(
+          p,
+          ["math.wgsl", "activations.wgsl", "glu-fold.wgsl"],
+          { N: 2 * glu, MAX_SPLITS },
+          ["uniform", "read", "read", "rw"],
+          [dims, partials ?? w.zeroBias, lw.b12, Hh],
+          (T) => [cdiv(glu / 2, 64), T],
+          gluActSource(c.gluAct),
+        ),
+        down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, tiles, w.wtype),
       })),
     );
     const finalNorm = await norm(headDims, w.finalNorm, HN, w.layers[w.layers.length - 1].b3);
@@ -158,9 +186,12 @@ export class GpuForward {
    * norms add up (0: the products completed X themselves).
    */
   uniforms(T: number, headRows: number): { dims: Uint32Array<ArrayBuffer>; headDims: Uint32Array<ArrayBuffer> } {
-    const s = residualSplits(T, this.config, this.plan);
-    const splits = s > 1 ? s : 0;
-    return { dims: new Uint32Array([T, cdiv(T, GLA_CHUNK), 0, splits]), headDims: new Uint32Array([headRows, 0, T - headRows, splits]) };
+    const s = splitsOf(T, this.config, this.plan);
+    const [res, proj, glu] = [s.residual, s.proj, s.glu].map((n) => (n > 1 ? n : 0));
+    return {
+      dims: new Uint32Array([T, cdiv(T, GLA_CHUNK), 0, res, proj, glu, 0, 0]),
+      headDims: new Uint32Array([headRows, 0, T - headRows, res, 0, 0, 0, 0]),
+    };
   }
 
   /**
@@ -180,7 +211,7 @@ export class GpuForward {
    */
   encodeLayers(pass: GPUComputePassEncoder, T: number, headRows: number, from: number, to: number, only?: ReadonlySet<OpFamily>): void {
     const nC = cdiv(T, GLA_CHUNK);
-    const splits = residualSplits(T, this.config, this.plan);
+    const splits = splitsOf(T, this.config, this.plan);
     const on = (f: OpFamily) => !only || only.has(f);
     if (from === 0 && on("embed")) for (const e of this.embedOps) e.encode(pass, T, nC);
     for (const l of this.layers.slice(from, to)) {
@@ -189,16 +220,18 @@ export class GpuForward {
         else {
           l.tokenNorm.encode(pass, T, nC);
           l.conv.encode(pass, T, nC);
-          l.convState.encode(pass, T, nC);
         }
       }
-      if (on("qkvg")) l.qkvg.encode(pass, T);
+      if (on("qkvg")) l.qkvg.encode(pass, T, undefined, splits.proj);
       if (on("gla")) l.gla.encode(pass, T, nC);
-      if (on("out")) l.out.encode(pass, T, undefined, splits);
+      if (on("out")) l.out.encode(pass, T, undefined, splits.residual);
       // a decode step's GLU product normalises its input itself
       if (on("norm+conv") && T > 1) l.channelNorm.encode(pass, T, nC);
-      if (on("glu")) l.glu.encode(pass, T);
-      if (on("down")) l.down.encode(pass, T, undefined, splits);
+      if (on("glu")) {
+        l.glu.encode(pass, T, undefined, splits.glu);
+        if (splits.glu > 1) l.gluFold.encode(pass, T, nC);
+      }
+      if (on("down")) l.down.encode(pass, T, undefined, splits.residual);
     }
     if (to === this.layers.length && on("head") && headRows > 0) {
       this.finalNorm.encode(pass, headRows, 0);

@@ -33,8 +33,9 @@ export const GEMM_TILES: Record<string, GemmTile> = {
  */
 const ENOUGH_WORKGROUPS = 256;
 
-/** Split-K counts a product whose sums a norm adds up (gemm.wgsl SPLIT) may use. */
+/** Split-K counts a product whose sums a later kernel adds up (gemm.wgsl SPLIT) may use. */
 export const SPLIT_COUNTS = [1, 2, 4] as const;
+export const MAX_SPLITS = SPLIT_COUNTS[SPLIT_COUNTS.length - 1];
 
 /**
  * How the tiled products of a forward pass are shaped: the tile variants
@@ -55,10 +56,9 @@ export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile>
 }
 
 /**
- * Slices of K for a product of M rows into N columns, for the products a
- * norm reduces: with too few output tiles for the largest tile (short
- * prompts, the 1024-wide projections), K is cut so that big, efficient
- * tiles still fill the GPU, instead of shrinking the tiles.
+ * Slices of K for a product of M rows into N columns: with too few output
+ * tiles for the largest tile (short prompts), K is cut so that big,
+ * efficient tiles still fill the GPU, instead of shrinking the tiles.
  */
 export function chooseSplits(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): number {
   if (M <= 1) return 1;
@@ -140,8 +140,9 @@ export interface GemmParts {
    */
   gemvNorm?: { A: BufferPart; w: BufferPart; b: BufferPart; layernorm: boolean };
   /**
-   * "add" only: where split-K slices store their sums ([splits][M][N]), for
-   * the norm that reads C next to add up (norm-residual-io.wgsl).
+   * Where split-K slices store their bare sums ([splits][M][N]), for the
+   * kernel that reads the product next to complete it (bias and epilogue
+   * included): norm-residual-io.wgsl, gla-decay-key.wgsl, glu-fold.wgsl.
    */
   partials?: BufferPart;
 }
@@ -207,7 +208,6 @@ export class GemmOp {
     tiles: Record<string, GemmTile> = GEMM_TILES,
     wtype: WeightType = "f32",
   ): Promise<GemmOp> {
-    if (parts.partials && epilogue !== "add") throw new Error("only a residual-adding product can be split over K");
     const variants = (split: boolean) => Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act, wtype, split))] as [GemmTile, GPUComputePipeline]));
     const pipes = await variants(false);
     const splitPipes = parts.partials ? await variants(true) : [];
