@@ -112,9 +112,9 @@ export class GpuForward {
     // completed before the next product splits); none, and no split pipelines, for a model that never splits
     let partialFloats = 0;
     const splitAt = { residual: false, proj: false, glu: false };
+    const widths = { residual: d, proj: m.NP, glu: 2 * glu };
     for (let T = 2; T <= maxTokens; T++) {
       const s = splitsOf(T, c, plan);
-      const widths = { residual: d, proj: m.NP, glu: 2 * glu };
       for (const k of ["residual", "proj", "glu"] as const)
         if (s[k] > 1) {
           splitAt[k] = true;
@@ -182,8 +182,9 @@ export class GpuForward {
 
   /**
    * What a call over T tokens writes to the dims and head-dims uniforms
-   * before recording: sizes, the head's first row, and the split-K count the
-   * norms add up (0: the products completed X themselves).
+   * before recording: sizes, the head's first row, and the split-K counts
+   * (residual products, projections, GLU) the completing kernels add up (0:
+   * the product completed its output itself).
    */
   uniforms(T: number, headRows: number): { dims: Uint32Array<ArrayBuffer>; headDims: Uint32Array<ArrayBuffer> } {
     const s = splitsOf(T, this.config, this.plan);
