@@ -204,36 +204,45 @@ export function decayKey(a: usize, ld: i32, k: usize, n: i32, T: i32): void {
 }
 
 // One GLA step of one head: S_h = diag(alpha) S_h + k^T v, o_h = (scale q) S_h,
-// in one pass over S_h: rows i and K/2 + i together, so that two sequential
-// streams (each half front to back) run side by side, o_h summed in place
-// (in L1). The state does not stay in cache between tokens (a decode step
-// streams all the weights past it), so the order S is read in matters more
-// than the extra loads and stores of o. Measured per layer of metala-380m
-// (8 heads, two threads) after a sweep of the weights, on a busy machine:
-// 57-89 us by column blocks of 16 (o in registers, S read with a stride of
-// a row), 38-82 us this way; 20-30 us either way from cache.
+// in one pass over S_h: rows i, K/4 + i, K/2 + i and 3K/4 + i together, so
+// that four sequential streams (each quarter front to back) run side by side,
+// o_h summed in place (in L1); the last K mod 4 rows one at a time. The state
+// does not stay in cache between tokens (a decode step streams all the
+// weights past it), so the order S is read in matters more than the extra
+// loads and stores of o. Measured per layer of metala-380m (8 heads, two
+// threads) after a sweep of the weights, on a busy machine: 57-89 us by
+// column blocks of 16 (o in registers, S read with a stride of a row), 38-82
+// us by halves (two streams); inside decode steps, interleaved in one
+// process, 81 us by halves, 74 by quarters (one thread from cache: 52, 46).
 // @ts-ignore: decorator
 @inline function glaHead(Sh: usize, qh: usize, ah: usize, kh: usize, vh: usize, oh: usize, K: i32, V: i32, scale: f32): void {
   const vb = <usize>V << 2;
-  const half = K >> 1;
   for (let j: usize = 0; j < vb; j += 16) v128.store(oh + j, f32x4.splat(0));
-  for (let i = 0; i < half; i++) {
-    const i1 = i + half;
+  const quarter = K >> 2;
+  const gap = <usize>quarter * vb;
+  for (let i = 0; i < quarter; i++) {
+    const i1 = i + quarter, i2 = i1 + quarter, i3 = i2 + quarter;
     const a0 = v128.load32_splat(ah + (<usize>i << 2)), a1 = v128.load32_splat(ah + (<usize>i1 << 2));
+    const a2 = v128.load32_splat(ah + (<usize>i2 << 2)), a3 = v128.load32_splat(ah + (<usize>i3 << 2));
     const k0 = v128.load32_splat(kh + (<usize>i << 2)), k1 = v128.load32_splat(kh + (<usize>i1 << 2));
+    const k2 = v128.load32_splat(kh + (<usize>i2 << 2)), k3 = v128.load32_splat(kh + (<usize>i3 << 2));
     const q0 = f32x4.splat(f(qh, i) * scale), q1 = f32x4.splat(f(qh, i1) * scale);
-    const S0 = Sh + <usize>i * vb, S1 = Sh + <usize>i1 * vb;
+    const q2 = f32x4.splat(f(qh, i2) * scale), q3 = f32x4.splat(f(qh, i3) * scale);
+    const S0 = Sh + <usize>i * vb, S1 = S0 + gap, S2 = S1 + gap, S3 = S2 + gap;
     for (let j: usize = 0; j < vb; j += 16) {
       const v = v128.load(vh + j);
       const s0 = madd(a0, v128.load(S0 + j), f32x4.mul(k0, v));
       const s1 = madd(a1, v128.load(S1 + j), f32x4.mul(k1, v));
+      const s2 = madd(a2, v128.load(S2 + j), f32x4.mul(k2, v));
+      const s3 = madd(a3, v128.load(S3 + j), f32x4.mul(k3, v));
       v128.store(S0 + j, s0);
       v128.store(S1 + j, s1);
-      v128.store(oh + j, madd(q1, s1, madd(q0, s0, v128.load(oh + j))));
+      v128.store(S2 + j, s2);
+      v128.store(S3 + j, s3);
+      v128.store(oh + j, madd(q3, s3, madd(q2, s2, madd(q1, s1, madd(q0, s0, v128.load(oh + j))))));
     }
   }
-  if (K & 1) {
-    const i = K - 1;
+  for (let i = quarter << 2; i < K; i++) {
     const a0 = v128.load32_splat(ah + (<usize>i << 2)), k0 = v128.load32_splat(kh + (<usize>i << 2));
     const q0 = f32x4.splat(f(qh, i) * scale);
     const S0 = Sh + <usize>i * vb;

@@ -369,8 +369,8 @@ test("decayKey = reference, including strong and weak decay", () => {
   }
 });
 
-test("glaStep over heads and tokens = reference glaStep (even and odd K: its two-row pass and last row)", () => {
-  for (const [H, K, V, T] of [[3, 8, 16, 4], [2, 5, 12, 3]]) {
+test("glaStep over heads and tokens = reference glaStep (its four-row pass, and 0, 1 or 2 rows left over)", () => {
+  for (const [H, K, V, T] of [[3, 8, 16, 4], [2, 6, 8, 2], [2, 5, 12, 3]]) {
     const dk = H * K, d = H * V, ld = 2 * dk + 2 * d;
     const S0 = uniform(rand, H * K * V, 1);
     const P = new Float32Array(T * ld);

@@ -36,8 +36,17 @@ export function claimStart(gen: number): number {
   return (gen & GEN_MASK) << INDEX_BITS;
 }
 
-/** Spins (a few to tens of microseconds) before a thread sleeps in Atomics.wait: enough to bridge the gaps between the products of one token, short enough not to steal a busy core from the thread doing the work. */
-export const SPINS = 2_000;
+/**
+ * Spins (tens of microseconds once the loop is optimised) before a thread
+ * sleeps in Atomics.wait: enough to bridge every gap between the jobs of
+ * one token, short enough not to hold a core long after the last. The
+ * longest gaps are the main thread's channel norm and quantizeInput before
+ * the l1|l2 product (~5 us); with 2,000 spins the worker slept 3-13 times a
+ * q8 decode step of metala-380m and paid a futex wake-up each time, with
+ * 20,000 0-1.4 times, and the step's share of the probe's roofline rose by
+ * 0.015-0.02 (two builds alternated in one process).
+ */
+export const SPINS = 20_000;
 
 type AnyKernel = (...args: number[]) => void;
 
