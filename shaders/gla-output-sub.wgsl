@@ -1,5 +1,5 @@
 // Chunked GLA, pass 3 of 3 for short prompts, and what follows per token
-// (gla-gate.wgsl): the outputs of one 16-row sub-chunk of one 64-token
+// (gla-output-shared.wgsl): the outputs of one 16-row sub-chunk of one 64-token
 // chunk of one head (spec §4), from the state at the chunk start S0 (written
 // by the scan):
 //   o_t = s (q_t * exp(b_t)) S0 + sum_{s<=t} A[t,s] v_s
@@ -21,7 +21,7 @@
 // forms the products use (each computed once, by thread (r, d) for key dim
 // d: registers stay few, so many workgroups fit a multiprocessor); then A
 // goes to workgroup memory and meets V 16 keys at a time.
-// Needs math.wgsl, gla-gate.wgsl. Host constants: H, K, V, DK, D, NP, Q_OFF,
+// Needs math.wgsl, gla-output-shared.wgsl. Host constants: H, K, V, DK, D, NP, Q_OFF,
 // V_OFF, G_OFF; SCALE: f32 = K^-0.5.
 
 struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
@@ -80,12 +80,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       sm[at] = select(0.0, Kk[i], ok);
       sm[OFF_B + at] = select(0.0, B[i], ok);
     }
-    for (var k_ = 0u; k_ < (16u * V + 256u - 1u) / 256u; k_++) {
-      let e = tid + 256u * k_;
-      if (e >= 16u * V) { break; }
-      let j = e / V;
-      sm[OFF_S + e] = select(0.0, S0[((c * H + h) * K + kb + j) * V + e % V], kb + j < K);
-    }
+    stage_state_rows(c, h, kb, OFF_S, tid);
     let dim = kb + g;
     let qv = select(0.0, P[row * NP + Q_OFF + h * K + dim], live && dim < K);
     workgroupBarrier();
@@ -132,12 +127,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   for (var jj = 0u; jj < 4u; jj++) { sm[r * 64u + jj * 16u + g] = SCALE * a[jj]; }
   for (var jj = 0u; jj <= sub; jj++) {
     workgroupBarrier();
-    for (var k_ = 0u; k_ < (16u * V + 256u - 1u) / 256u; k_++) {
-      let e = tid + 256u * k_;
-      if (e >= 16u * V) { break; }
-      let vrow = c * 64u + jj * 16u + e / V;
-      sm[OFF_V + e] = select(0.0, P[vrow * NP + V_OFF + h * V + e % V], vrow < dims.T);
-    }
+    stage_values(c, h, jj * 16u, OFF_V, tid);
     workgroupBarrier();
     for (var s = 0u; s < 16u; s++) {
       let w = sm[r * 64u + jj * 16u + s];

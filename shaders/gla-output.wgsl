@@ -1,4 +1,4 @@
-// Chunked GLA, pass 3 of 3, and what follows per token (gla-gate.wgsl):
+// Chunked GLA, pass 3 of 3, and what follows per token (gla-output-shared.wgsl):
 // the outputs of one 64-token chunk of one head (spec §4), from the state
 // at the chunk start S0 (written by the scan):
 //   o_t = s (q_t * exp(b_t)) S0 + sum_{s<=t} A[t,s] v_s
@@ -15,7 +15,7 @@
 // with S0's matching rows; then A goes to workgroup memory and meets V.
 // Short prompts have few (chunk, head) pairs: gla-output-sub.wgsl then
 // spreads each chunk over four workgroups.
-// Needs math.wgsl, gla-gate.wgsl. Host constants: H, K, V, DK, D, NP,
+// Needs math.wgsl, gla-output-shared.wgsl. Host constants: H, K, V, DK, D, NP,
 // Q_OFF, V_OFF, G_OFF; SCALE: f32 = K^-0.5.
 
 struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
@@ -33,7 +33,7 @@ const VPT: u32 = (V + 3u) / 4u;
 // Workgroup memory, one array carved per phase:
 //   keys phase: k [64][16] | b [64][16] | k rescaled for sub-chunks 1..3 [96][16] | S0 rows [16][V]
 //   values phase: A [64][64] | v [16][V]
-//   gate phase: a row's partial sums (gla-gate.wgsl)
+//   gate phase: a row's partial sums (gla-output-shared.wgsl)
 const OFF_B: u32 = 1024u;
 const OFF_KH: u32 = 2048u;
 const OFF_S: u32 = 3584u;
@@ -74,12 +74,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       sm[e] = select(0.0, Kk[i], ok);
       sm[OFF_B + e] = select(0.0, B[i], ok);
     }
-    for (var k_ = 0u; k_ < (16u * V + 256u - 1u) / 256u; k_++) {
-      let e = tid + 256u * k_;
-      if (e >= 16u * V) { break; }
-      let j = e / V;
-      sm[OFF_S + e] = select(0.0, S0[((c * H + h) * K + kb + j) * V + e % V], kb + j < K);
-    }
+    stage_state_rows(c, h, kb, OFF_S, tid);
     workgroupBarrier();
     // keys rescaled to each later sub-chunk's reference row
     for (var k_ = 0u; k_ < (96u * 16u + 256u - 1u) / 256u; k_++) {
@@ -138,12 +133,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   for (var s = 0u; s < 16u; s++) { sm[r * 64u + g * 16u + s] = SCALE * a[s]; }
   for (var s0 = 0u; s0 < 64u; s0 += 16u) {
     workgroupBarrier();
-    for (var k_ = 0u; k_ < (16u * V + 256u - 1u) / 256u; k_++) {
-      let e = tid + 256u * k_;
-      if (e >= 16u * V) { break; }
-      let vrow = c * 64u + s0 + e / V;
-      sm[OFF_V + e] = select(0.0, P[vrow * NP + V_OFF + h * V + e % V], vrow < dims.T);
-    }
+    stage_values(c, h, s0, OFF_V, tid);
     workgroupBarrier();
     if (s0 <= r) {
       for (var s = 0u; s < 16u; s++) {

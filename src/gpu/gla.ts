@@ -63,7 +63,7 @@ export class GlaOp {
     const output = (file: string, perChunk: number) =>
       makeDispatch(
         p,
-        ["math.wgsl", file, "gla-gate.wgsl"],
+        ["math.wgsl", file, "gla-output-shared.wgsl"],
         { H: m.H, K: m.K, V: m.V, DK: m.DK, D: m.D, NP: m.NP, Q_OFF: m.Q_OFF, V_OFF: m.V_OFF, G_OFF: m.G_OFF, SCALE: m.SCALE },
         ["uniform", "read", "read", "read", "read", "read", "rw"],
         [b.dims, b.P, b.B, b.Kk, b.U, b.waug, b.O],

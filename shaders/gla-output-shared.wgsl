@@ -1,0 +1,70 @@
+// What the two output kernels of the chunked GLA (gla-output.wgsl per chunk,
+// gla-output-sub.wgsl per sub-chunk) share: staging of S0's rows and of
+// values into workgroup memory, and what follows the GLA per token and head
+// (spec §2 steps 5-7), for rows each held by TPR invocations (columns g,
+// g + TPR, ... of the head's V):
+//   o += sigmoid((q . (k * w_aug)) * v)     self-augmentation, q unscaled
+//   o  = LayerNorm_V(o)                     eps 1e-5, no affine
+//   y  = silu(g) * o                        written to O
+// Needs math.wgsl, and from the including kernel: the bindings dims, P, S0
+// and O, the constants TPR, VPT, H, K, V, D, NP, V_OFF, G_OFF, workgroup
+// memory sm, 256 invocations. Loops have constant trip counts, so the
+// compiler unrolls them and issues the loads together.
+
+// S0's rows kb .. kb + 15 (zero past K) for chunk c, head h, into sm[off ..] as [16][V].
+fn stage_state_rows(c: u32, h: u32, kb: u32, off: u32, tid: u32) {
+  for (var k_ = 0u; k_ < (16u * V + 255u) / 256u; k_++) {
+    let e = tid + 256u * k_;
+    if (e >= 16u * V) { break; }
+    let j = e / V;
+    sm[off + e] = select(0.0, S0[((c * H + h) * K + kb + j) * V + e % V], kb + j < K);
+  }
+}
+
+// v of chunk c's rows r0 .. r0 + 15 (zero past the prompt), head h, into sm[off ..] as [16][V].
+fn stage_values(c: u32, h: u32, r0: u32, off: u32, tid: u32) {
+  for (var k_ = 0u; k_ < (16u * V + 255u) / 256u; k_++) {
+    let e = tid + 256u * k_;
+    if (e >= 16u * V) { break; }
+    let vrow = c * 64u + r0 + e / V;
+    sm[off + e] = select(0.0, P[vrow * NP + V_OFF + h * V + e % V], vrow < dims.T);
+  }
+}
+
+// The gate's sums: row_sum overwrites the first 256 floats of sm (after a barrier).
+
+// The sum of x over the TPR invocations of row r (every invocation of the workgroup calls it).
+fn row_sum(x: f32, r: u32, g: u32) -> f32 {
+  workgroupBarrier();
+  sm[r * TPR + g] = x;
+  workgroupBarrier();
+  var s = 0.0;
+  for (var j = 0u; j < TPR; j++) { s += sm[r * TPR + j]; }
+  return s;
+}
+
+// Gates row `row` (chunk row r, invocation g of it) of head h: o holds its
+// columns, qkw = q . (k * w_aug). Rows past the prompt (!live) take part in
+// the sums but write nothing.
+fn gate_row(o: ptr<function, array<f32, VPT>>, qkw: f32, row: u32, h: u32, r: u32, g: u32, live: bool) {
+  var sum = 0.0;
+  for (var u = 0u; u < VPT; u++) {
+    let col = g + TPR * u;
+    if (col < V) {
+      (*o)[u] += sigmoid(qkw * P[row * NP + V_OFF + h * V + col]);
+      sum += (*o)[u];
+    }
+  }
+  let mean = row_sum(sum, r, g) / f32(V);
+  var sq = 0.0;
+  for (var u = 0u; u < VPT; u++) {
+    if (g + TPR * u < V) { sq += ((*o)[u] - mean) * ((*o)[u] - mean); }
+  }
+  let inv = inverseSqrt(row_sum(sq, r, g) / f32(V) + 1e-5);
+  if (live) {
+    for (var u = 0u; u < VPT; u++) {
+      let col = g + TPR * u;
+      if (col < V) { O[row * D + h * V + col] = silu(P[row * NP + G_OFF + h * V + col]) * ((*o)[u] - mean) * inv; }
+    }
+  }
+}
