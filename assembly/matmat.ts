@@ -318,6 +318,18 @@ export const INT_INPUT: i32 = 16;
   return i16x8.narrow_i32x4_s(lo, hi);
 }
 
+// Four tokens' vectors of four i32 lanes (a, c, e, h), stored at d as four
+// vectors, one per lane index: lane k of each token side by side.
+// @ts-ignore: decorator
+@inline function storeTransposed4(d: usize, a: v128, c: v128, e: v128, h: v128): void {
+  const ac0 = i32x4.shuffle(a, c, 0, 4, 1, 5), ac1 = i32x4.shuffle(a, c, 2, 6, 3, 7);
+  const eh0 = i32x4.shuffle(e, h, 0, 4, 1, 5), eh1 = i32x4.shuffle(e, h, 2, 6, 3, 7);
+  v128.store(d, i64x2.shuffle(ac0, eh0, 0, 2));
+  v128.store(d, i64x2.shuffle(ac0, eh0, 1, 3), 16);
+  v128.store(d, i64x2.shuffle(ac1, eh1, 0, 2), 32);
+  v128.store(d, i64x2.shuffle(ac1, eh1, 1, 3), 48);
+}
+
 // Tokens [T, cols] f32 -> i16 per block of 32 with scale max/32767, laid out
 // for the tile: per group of 4 tokens, per column pair, the 4 tokens' pairs
 // (16 bytes), so one pointer and constant offsets reach all four; the block
@@ -344,13 +356,7 @@ function quantizeTokens(x: usize, q: usize, s: usize, cols: i32, T: i32, t0: i32
         // pairs 4i..4i+3 of the four tokens, transposed to one vector per pair
         const a = levels8(x0 + o + (i << 5), i0), c = levels8(x1 + o + (i << 5), i1);
         const e = levels8(x2 + o + (i << 5), i2), h = levels8(x3 + o + (i << 5), i3);
-        const ac0 = i32x4.shuffle(a, c, 0, 4, 1, 5), ac1 = i32x4.shuffle(a, c, 2, 6, 3, 7);
-        const eh0 = i32x4.shuffle(e, h, 0, 4, 1, 5), eh1 = i32x4.shuffle(e, h, 2, 6, 3, 7);
-        const d = qb + (i << 6);
-        v128.store(d, i64x2.shuffle(ac0, eh0, 0, 2));
-        v128.store(d, i64x2.shuffle(ac0, eh0, 1, 3), 16);
-        v128.store(d, i64x2.shuffle(ac1, eh1, 0, 2), 32);
-        v128.store(d, i64x2.shuffle(ac1, eh1, 1, 3), 48);
+        storeTransposed4(qb + (i << 6), a, c, e, h);
       }
     }
   }
@@ -447,13 +453,7 @@ function quantizeTokensI8(x: usize, q: usize, s: usize, cols: i32, T: i32, t0: i
         // columns 16i..16i+15 of the four tokens, transposed to one vector per 4 columns
         const a = levels16(x0 + o + (i << 6), i0, sb + 16), c = levels16(x1 + o + (i << 6), i1, sb + 20);
         const e = levels16(x2 + o + (i << 6), i2, sb + 24), h = levels16(x3 + o + (i << 6), i3, sb + 28);
-        const ac0 = i32x4.shuffle(a, c, 0, 4, 1, 5), ac1 = i32x4.shuffle(a, c, 2, 6, 3, 7);
-        const eh0 = i32x4.shuffle(e, h, 0, 4, 1, 5), eh1 = i32x4.shuffle(e, h, 2, 6, 3, 7);
-        const d = qb + (i << 6);
-        v128.store(d, i64x2.shuffle(ac0, eh0, 0, 2));
-        v128.store(d, i64x2.shuffle(ac0, eh0, 1, 3), 16);
-        v128.store(d, i64x2.shuffle(ac1, eh1, 0, 2), 32);
-        v128.store(d, i64x2.shuffle(ac1, eh1, 1, 3), 48);
+        storeTransposed4(qb + (i << 6), a, c, e, h);
       }
       v128.store(sb, i32x4.shl(v128.load(sb, 16), 3), 16);
     }

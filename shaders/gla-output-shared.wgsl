@@ -6,10 +6,21 @@
 //   o += sigmoid((q . (k * w_aug)) * v)     self-augmentation, q unscaled
 //   o  = LayerNorm_V(o)                     eps 1e-5, no affine
 //   y  = silu(g) * o                        written to O
-// Needs math.wgsl, and from the including kernel: the bindings dims, P, S0
-// and O, the constants TPR, VPT, H, K, V, D, NP, V_OFF, G_OFF, workgroup
-// memory sm, 256 invocations. Loops have constant trip counts, so the
-// compiler unrolls them and issues the loads together.
+// Needs math.wgsl, and from the including kernel: the constants TPR, VPT,
+// H, K, V, D, NP, V_OFF, G_OFF, workgroup memory sm, 256 invocations. Loops
+// have constant trip counts, so the compiler unrolls them and issues the
+// loads together.
+
+// Both kernels' bindings: S0 holds the state at each chunk's start (the scan's output).
+struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
+
+@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> P: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read> Kk: array<f32>;
+@group(0) @binding(4) var<storage, read> S0: array<f32>;
+@group(0) @binding(5) var<storage, read> waug: array<f32>;
+@group(0) @binding(6) var<storage, read_write> O: array<f32>;
 
 // S0's rows kb .. kb + 15 (zero past K) for chunk c, head h, into sm[off ..] as [16][V].
 fn stage_state_rows(c: u32, h: u32, kb: u32, off: u32, tid: u32) {

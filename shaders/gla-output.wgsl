@@ -18,15 +18,7 @@
 // Needs math.wgsl, gla-output-shared.wgsl. Host constants: H, K, V, DK, D, NP,
 // Q_OFF, V_OFF, G_OFF; SCALE: f32 = K^-0.5.
 
-struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
-
-@group(0) @binding(0) var<uniform> dims: Dims;
-@group(0) @binding(1) var<storage, read> P: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
-@group(0) @binding(3) var<storage, read> Kk: array<f32>;
-@group(0) @binding(4) var<storage, read> S0: array<f32>;
-@group(0) @binding(5) var<storage, read> waug: array<f32>;
-@group(0) @binding(6) var<storage, read_write> O: array<f32>;
+// The bindings: gla-output-shared.wgsl.
 
 const TPR: u32 = 4u;
 const VPT: u32 = (V + 3u) / 4u;

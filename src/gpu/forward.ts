@@ -40,8 +40,8 @@ export interface LayerOps {
   out: GemmOp;
   channelNorm: Dispatch;
   glu: GemmOp;
-  /** the GLU's gated unit when its product was split over K */
-  gluFold: Dispatch;
+  /** the GLU's gated unit when its product was split over K (models whose GLU never splits have none) */
+  gluFold?: Dispatch;
   down: GemmOp;
 }
 
@@ -161,15 +161,17 @@ export class GpuForward {
           tiles,
           w.wtype,
         ),
-        gluFold: await makeDispatch(
-          p,
-          ["math.wgsl", "activations.wgsl", "glu-fold.wgsl"],
-          { N: 2 * glu, MAX_SPLITS },
-          ["uniform", "read", "read", "rw"],
-          [dims, partials ?? w.zeroBias, lw.b12, Hh],
-          (T) => [cdiv(glu / 2, 64), T],
-          gluActSource(c.gluAct),
-        ),
+        gluFold: splitAt.glu
+          ? await makeDispatch(
+              p,
+              ["math.wgsl", "activations.wgsl", "glu-fold.wgsl"],
+              { N: 2 * glu, MAX_SPLITS },
+              ["uniform", "read", "read", "rw"],
+              [dims, partials!, lw.b12, Hh],
+              (T) => [cdiv(glu / 2, 64), T],
+              gluActSource(c.gluAct),
+            )
+          : undefined,
         down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, tiles, w.wtype),
       })),
     );
@@ -230,7 +232,7 @@ export class GpuForward {
       if (on("norm+conv") && T > 1) l.channelNorm.encode(pass, T, nC);
       if (on("glu")) {
         l.glu.encode(pass, T, undefined, splits.glu);
-        if (splits.glu > 1) l.gluFold.encode(pass, T, nC);
+        if (splits.glu > 1) l.gluFold!.encode(pass, T, nC);
       }
       if (on("down")) l.down.encode(pass, T, undefined, splits.residual);
     }
