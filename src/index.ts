@@ -25,6 +25,7 @@ export { type SamplingOptions } from "./generate/sampling.js";
 export { readSnapshotHeader, type SnapshotHeader } from "./runtime/snapshot.js";
 export { modelFingerprint } from "./runtime/fingerprint.js";
 export { probeDevices, isSoftwareAdapter, type DeviceProbe } from "./runtime/devices.js";
+export { allowRelaxedSimd, wasmFeatures, type WasmFeatures } from "./cpu/features.js";
 export { type DeviceChoice, type SchedulerPolicy } from "./runtime/scheduler.js";
 export { type CostCache, FileCostCache, StorageCostCache, defaultCostCache } from "./runtime/cost-cache.js";
 export { type CostTable, type EngineCosts } from "./runtime/costs.js";

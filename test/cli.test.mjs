@@ -160,6 +160,19 @@ test("info: config, parameters, state size and engines, as JSON and text", () =>
   assert.ok(Math.abs(p.parameters - 374e6) < 1e6, String(p.parameters));
 });
 
+test("the CLI picks the relaxed-SIMD kernels wherever this Node has them, even behind a flag; METALA_RELAXED_SIMD=0 keeps SIMD128", () => {
+  // can this Node run relaxed SIMD at all (natively or with the flag)?
+  const probe = "process.exit(WebAssembly.validate(new Uint8Array([0,97,115,109,1,0,0,0,1,8,1,96,3,123,123,123,1,123,3,2,1,0,10,13,1,11,0,32,0,32,1,32,2,253,133,2,11])) ? 0 : 1)";
+  const capable = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", "-e", probe]).status === 0;
+  const detail = (env) => {
+    const r = spawnSync(process.execPath, [join(root, "bin", "metala.js"), "info", "--model", tiny, "--json"], { encoding: "utf8", timeout: 120_000, env: { ...process.env, ...env } });
+    assert.is(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout).engines.wasm.detail;
+  };
+  assert.match(detail({}), capable ? /relaxed SIMD yes/ : /relaxed SIMD no/);
+  assert.match(detail({ METALA_RELAXED_SIMD: "0" }), /relaxed SIMD no/);
+});
+
 function userError(args, code, pattern) {
   const r = metala(...args);
   const label = `metala ${args.join(" ")}`;

@@ -67,6 +67,8 @@ async function run(argv: string[]): Promise<void> {
 export async function main(argv: string[]): Promise<void> {
   let code = 0;
   try {
+    // the CLI owns its process: the relaxed-SIMD kernels wherever this Node has them, if only behind a flag
+    await (await importOptional<{ allowRelaxedSimd?: () => Promise<boolean> }>("../cpu/features.js"))?.allowRelaxedSimd?.();
     await run(argv);
   } catch (e) {
     if (isMetalaError(e)) {

@@ -2,7 +2,8 @@
  * What this host's WebAssembly can do, probed with WebAssembly.validate on
  * tiny hand-assembled modules (no flags are required; Node 20 only has
  * relaxed SIMD behind --experimental-wasm-relaxed-simd, so it is detected,
- * never assumed).
+ * never assumed). METALA_RELAXED_SIMD=0 in Node's environment reports it
+ * absent, so the SIMD128 build runs even where relaxed SIMD validates.
  */
 export interface WasmFeatures {
   simd: boolean;
@@ -46,6 +47,31 @@ function threadsUsable(): boolean {
 
 let cached: WasmFeatures | undefined;
 
+function relaxedSimdRefused(): boolean {
+  const g = globalThis as { process?: { env?: Record<string, string | undefined> } };
+  return g.process?.env?.METALA_RELAXED_SIMD === "0";
+}
+
+/**
+ * For programs that own their Node process (the metala CLI): where this V8
+ * has relaxed SIMD only behind its flag (Node 20), turn the flag on, before
+ * any module is compiled; workers started later inherit it. Not done by the
+ * library itself: V8 flags are the embedding program's choice. Returns
+ * whether relaxed SIMD validates afterwards.
+ */
+export async function allowRelaxedSimd(): Promise<boolean> {
+  if (relaxedSimdRefused()) return false;
+  if (!validates(RELAXED_PROBE)) {
+    const g = globalThis as { process?: { versions?: { node?: string } } };
+    // before Node 20 the flag enabled an incomplete implementation
+    if (Number(g.process?.versions?.node?.split(".")[0] ?? 0) < 20) return false;
+    const v8 = await import("node:v8");
+    v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+    cached = undefined;
+  }
+  return validates(RELAXED_PROBE);
+}
+
 export async function wasmFeatures(): Promise<WasmFeatures> {
   if (!cached) {
     let cores = hostCores();
@@ -54,7 +80,7 @@ export async function wasmFeatures(): Promise<WasmFeatures> {
       const os = await import("node:os");
       cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
     }
-    cached = { simd: validates(SIMD_PROBE), relaxedSimd: validates(RELAXED_PROBE), threads: threadsUsable(), cores };
+    cached = { simd: validates(SIMD_PROBE), relaxedSimd: !relaxedSimdRefused() && validates(RELAXED_PROBE), threads: threadsUsable(), cores };
   }
   return cached;
 }
