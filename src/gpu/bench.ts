@@ -95,6 +95,35 @@ export interface PrefillBenchRow {
   lastCall: object;
   /** GPU time of each op family alone (all layers), ms. */
   opsMs: Record<string, number>;
+  /** Dispatches in one forward pass, and what they cost before any work (dispatches x the floor measured in this run), ms. */
+  dispatches: number;
+  dispatchFloorMs: number;
+}
+
+/** Dispatches a "last"-logits prefill of T tokens records, chunk by chunk (counted on a recording stand-in, nothing submitted). */
+function countDispatches(f: GpuForward, T: number): number {
+  let n = 0;
+  const counter = { setPipeline() {}, setBindGroup() {}, dispatchWorkgroups: () => void n++ };
+  for (let i = 0; i < T; i += f.maxTokens) f.encode(counter as unknown as GPUComputePassEncoder, Math.min(f.maxTokens, T - i), i + f.maxTokens >= T ? 1 : 0);
+  return n;
+}
+
+/** GPU time of the cheapest dependent dispatch (shaders/dispatch-floor.wgsl), in ms: the best of 5 passes of 256. */
+async function dispatchFloorMs(device: GPUDevice): Promise<number> {
+  const p = new Pipelines(device);
+  const pipeline = await p.pipeline({ files: ["dispatch-floor.wgsl"], defs: {}, bindings: ["rw"] });
+  const b = storageBuffer(device, 256, "dispatch floor");
+  const bg = p.bindGroup(["rw"], [b]);
+  const n = 256;
+  let best = Infinity;
+  for (let r = 0; r < 5; r++)
+    best = Math.min(best, await timeGpu(device, (pass) => {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bg);
+      for (let i = 0; i < n; i++) pass.dispatchWorkgroups(1);
+    }, 1));
+  b.destroy();
+  return (best * 1e3) / n;
 }
 
 function randomTokens(n: number, vocab: number, seed: number): number[] {
@@ -121,6 +150,7 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
   const vocab = engine.config.vocabSize;
   const { device } = internals(engine);
   const rows: PrefillBenchRow[] = [];
+  const floorMs = await dispatchFloorMs(device);
   for (const T of lengths) {
     const tokens = randomTokens(T, vocab, T);
     const s = engine.createSession();
@@ -136,7 +166,8 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
     const f = await internals(engine).forward;
     const share = await opShares(device, f, Math.min(T, f.maxTokens), 1);
     const memory = { gpuBufferMb: f.bufferBytes / 1e6, rssMb: typeof process === "undefined" ? NaN : process.memoryUsage().rss / 1e6 };
-    rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share, lastCall, memory });
+    const dispatches = countDispatches(f, T);
+    rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share, lastCall, memory, dispatches, dispatchFloorMs: dispatches * floorMs });
     s.dispose();
   }
   const s = engine.createSession();

@@ -1,0 +1,34 @@
+// The GPU benchmark's accounting (src/gpu/bench.ts), on SwiftShader with a
+// tiny fixture model: every prefill row carries the dispatches a forward
+// pass records and what they cost at the measured per-dispatch floor.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { gpuOrSkip } from "./gpu-support.mjs";
+import { loadFixture, openFixtureModel } from "./helpers/fixtures.mjs";
+
+const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
+const { benchWebGpuPrefill } = await import("../dist/gpu/bench.js");
+
+test("prefill rows: dispatches per forward pass (embed, 11 per layer, final norm, head) and their floor", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  const source = await openFixtureModel(loadFixture("tiny-f32"));
+  const L = source.config.numLayers;
+  const engine = await createWebGpuEngine(source, { context: ctx, chunkTokens: 128 });
+  try {
+    // 70 tokens: one call; 200: two chunks of the engine's 128, the head only after the last
+    const r = await benchWebGpuPrefill(engine, [70, 200], 1, 2);
+    const [short, long] = r.prefill;
+    // per layer: token norm, conv, q/k/v/g, decay-key, chunk-state, scan, output, out, channel norm, GLU, down
+    assert.is(short.dispatches, 1 + 11 * L + 2);
+    assert.is(long.dispatches, 1 + 11 * L + (1 + 11 * L + 2));
+    for (const row of r.prefill) {
+      assert.ok(row.dispatchFloorMs > 0 && Number.isFinite(row.dispatchFloorMs), String(row.dispatchFloorMs));
+      assert.ok(Math.abs(row.dispatchFloorMs / row.dispatches - short.dispatchFloorMs / short.dispatches) < 1e-12, "one floor per run");
+    }
+  } finally {
+    await engine.dispose();
+  }
+});
+
+test.run();
