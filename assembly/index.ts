@@ -3,5 +3,5 @@
 export { matVecF32, matVecF16, matVecQ8, matVecQ4, quantizeInput, quantizeBlocks, dequantizeRows } from "./matvec";
 export { matMat, matMatFormat, matMatScratchBytes, prepareTokens, prepareTokenGroups, preparedBytes } from "./matmat";
 export { rmsNorm, layerNorm, embed, shortConvStep, decayKey, glaStep, selfAugment, headNorm, gateOutput, tokenMixerHeads, addBias, glu, argmax, topK } from "./ops";
-export { readBandwidth } from "./probe";
+export { readBandwidth, macPeak, macPeakPerRound } from "./probe";
 export { quantizeRows } from "./quantize";

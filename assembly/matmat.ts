@@ -151,8 +151,9 @@ function groupTokens(x: usize, q: usize, cols: i32, T: i32, t0: i32, t1: i32): v
 // The multiply-add of a tile: on f32 lanes (fused in the relaxed build), on
 // i16 pairs into i32 lanes (8 MACs per i32x4.dot_i16x8_s), or on i8 quads
 // into i16 pairs (16 MACs per relaxed dot; T = i8, relaxed build only).
+// probe.ts measures its peak rate.
 // @ts-ignore: decorator
-@inline function mac<T>(acc: v128, w: v128, x: v128): v128 {
+@inline export function mac<T>(acc: v128, w: v128, x: v128): v128 {
   // i8 tokens x weights in 0..15 (the 7-bit operand), pairs summed in i16 lanes
   if (sizeof<T>() == 1) return i16x8.add(acc, i16x8.relaxed_dot_i8x16_i7x16_s(x, w));
   if (isInteger<T>()) return i32x4.add(acc, i32x4.dot_i16x8_s(w, x));

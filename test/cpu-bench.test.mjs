@@ -1,5 +1,6 @@
 // `metala bench --device wasm --json` on a tiny fixture: the fields the
-// architecture promises, and the relations between them (no timing asserted).
+// architecture promises, the compute roofline's, and the relations between
+// them (no timing asserted).
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +29,24 @@ test("bench --json prints one object with the promised fields, consistent with e
   assert.ok(Math.abs(j.decode_roofline_tokens_per_s - roofline) <= 0.01 * roofline + 0.01);
   assert.ok(Math.abs(j.decode_vs_roofline - j.decode_tokens_per_s / j.decode_roofline_tokens_per_s) <= 0.01);
   assert.ok(Math.abs(j.peak_rss_limit_mb - ((1.2 * j.weight_bytes) / 1e6 + 100)) <= 0.1);
+
+  // the prefill's compute roofline: every element of the layers' matrices (q|k_gate|v|g is 2 dk + 2 d = 3d rows, dk = d/2) once per prompt token
+  for (const k of ["mac_rate_gmac_s", "prefill_roofline_tokens_per_s", "prefill_vs_roofline", "prefill_vs_decode_limit"])
+    assert.ok(typeof j[k] === "number" && j[k] > 0, `${k} = ${j[k]}`);
+  const macs = layers * (3 * d * d + d * d + 2 * glu * d + d * glu);
+  assert.is(j.macs_per_prompt_token, macs);
+  const near = (a, b, what) => assert.ok(Math.abs(a - b) <= 0.01 * Math.abs(b) + 0.01, `${what}: ${a} vs ${b}`);
+  near(j.prefill_roofline_tokens_per_s, (j.mac_rate_gmac_s * 1e9) / macs, "prefill_roofline_tokens_per_s");
+  near(j.prefill_vs_roofline, j.prefill_tokens_per_s / j.prefill_roofline_tokens_per_s, "prefill_vs_roofline");
+  near(j.prefill_vs_decode_limit, j.prefill_roofline_tokens_per_s / j.decode_roofline_tokens_per_s, "prefill_vs_decode_limit");
+});
+
+test("bench's text output has one line for the compute roofline", () => {
+  const r = bench("--model", join(root, "test", "fixtures", "bf16-untied"), "--dtype", "q4", "--threads", "1", "--prompt-tokens", "8", "--decode-tokens", "2", "--repeats", "1");
+  assert.is(r.status, 0, r.stderr);
+  const lines = r.stdout.split("\n").filter((l) => l.startsWith("compute "));
+  assert.is(lines.length, 1, r.stdout);
+  assert.match(lines[0], /^compute  [\d.]+ GMAC\/s peak, 0\.2M MACs per prompt token: prefill at [\d.]+% of the roofline [\d.]+ tok\/s; prefill\/decode at most [\d.]+x here$/);
 });
 
 test("bench rejects bad flags with one line and exit 2", () => {

@@ -1,13 +1,16 @@
 /**
  * `metala bench`: decode and prefill speed of one engine on one model, set
- * against that engine's own measured memory bandwidth (the roofline of a
- * bandwidth-bound decode step), and peak memory.
+ * against limits measured in the same run: decode against the engine's own
+ * memory bandwidth (the roofline of a bandwidth-bound decode step), prefill
+ * (where the engine offers a compute probe) against the peak rate of the
+ * multiply-add instructions its products use; and peak memory.
  *
  *   metala bench [--model DIR | --preset NAME] [--device wasm|webgpu] [--dtype f32|f16|q8|q4]
  *                [--threads N] [--prompt-tokens 512] [--decode-tokens 64] [--repeats 3] [--json]
  *
  * Engines plug in through BENCH_DEVICES: each loads a model and offers a
- * read-bandwidth probe run with the same threads in the same process.
+ * read-bandwidth probe (and optionally a compute probe) run with the same
+ * threads in the same process.
  */
 import type { Engine } from "../engine.js";
 import { MetalaError } from "../errors.js";
@@ -29,6 +32,8 @@ export interface BenchTarget {
   weightBytes: number;
   /** Read bandwidth of the engine's memory in GB/s, same threads, this process. */
   probeBandwidth(): number | Promise<number>;
+  /** The prefill's compute limit, where the engine can measure it (wasm): multiply-adds per prompt token, and their peak rate in GMAC/s with the same threads in this process. */
+  compute?: { macsPerPromptToken: number; probe(): number };
 }
 
 export type BenchDevice = (source: WeightSource, opts: { dtype: BenchDType; threads?: number }) => Promise<BenchTarget>;
@@ -44,6 +49,7 @@ export const BENCH_DEVICES: Record<string, BenchDevice> = {
       weightBytesPerToken: engine.weightBytesPerToken,
       weightBytes: engine.weightBytes,
       probeBandwidth: () => engine.probeBandwidth(),
+      compute: { macsPerPromptToken: engine.macsPerPromptToken, probe: () => engine.probeCompute() },
     };
   },
   async webgpu(source, opts) {
@@ -127,11 +133,15 @@ export async function main(args: string[]): Promise<void> {
   await warmUp(() => session.prefill(warmTokens, "last"));
   for (let i = 0; i < 4; i++) await session.step(i % vocab);
 
-  // the fastest of `repeats` prefills: on a shared machine the slower ones measure the neighbours
+  // the fastest of `repeats` prefills: on a shared machine the slower ones
+  // measure the neighbours; likewise the compute probe, each run right
+  // before a prefill
   const prompt = tokens(promptTokens, vocab, 1);
   let prefillSeconds = Infinity;
+  let macRate = 0;
   let last: Float32Array[] = [];
   for (let r = 0; r < repeats; r++) {
+    if (target.compute) macRate = Math.max(macRate, target.compute.probe());
     session.reset();
     const t = performance.now();
     last = await session.prefill(prompt, "last");
@@ -152,6 +162,15 @@ export async function main(args: string[]): Promise<void> {
   }
 
   const roofline = (bandwidth * 1e9) / target.weightBytesPerToken;
+  const prefillRate = promptTokens / prefillSeconds;
+  const compute = target.compute && {
+    mac_rate_gmac_s: round(macRate, 2),
+    macs_per_prompt_token: target.compute.macsPerPromptToken,
+    prefill_roofline_tokens_per_s: round((macRate * 1e9) / target.compute.macsPerPromptToken, 2),
+    prefill_vs_roofline: round((prefillRate * target.compute.macsPerPromptToken) / (macRate * 1e9), 3),
+    // the most prefill_vs_decode can be on this host: both rooflines' ratio
+    prefill_vs_decode_limit: round((macRate * 1e9) / target.compute.macsPerPromptToken / roofline, 2),
+  };
   const rssLimitMb = (1.2 * target.weightBytes) / 1e6 + 100;
   const result = {
     device: deviceName,
@@ -162,14 +181,15 @@ export async function main(args: string[]): Promise<void> {
     load_s: round(loadSeconds, 2),
     prompt_tokens: promptTokens,
     decode_tokens: decodeTokens,
-    prefill_tokens_per_s: round(promptTokens / prefillSeconds, 2),
+    prefill_tokens_per_s: round(prefillRate, 2),
     decode_tokens_per_s: round(decodeRate, 2),
-    prefill_vs_decode: round(promptTokens / prefillSeconds / decodeRate, 2),
+    prefill_vs_decode: round(prefillRate / decodeRate, 2),
     weight_bytes: target.weightBytes,
     weight_bytes_per_token: target.weightBytesPerToken,
     mem_bandwidth_gb_s: round(bandwidth, 2),
     decode_roofline_tokens_per_s: round(roofline, 2),
     decode_vs_roofline: round(decodeRate / roofline, 3),
+    ...compute,
     peak_rss_mb: round(peakRssBytes() / 1e6, 1),
     peak_rss_limit_mb: round(rssLimitMb, 1),
   };
@@ -186,6 +206,11 @@ export async function main(args: string[]): Promise<void> {
     `prefill  ${result.prefill_tokens_per_s} tok/s (${promptTokens} tokens)`,
     `decode   ${result.decode_tokens_per_s} tok/s (${decodeTokens} tokens), ${(100 * result.decode_vs_roofline).toFixed(1)}% of the roofline ${result.decode_roofline_tokens_per_s} tok/s`,
     `memory   ${result.mem_bandwidth_gb_s} GB/s read, ${(result.weight_bytes_per_token / 1e6).toFixed(1)} MB per token`,
+    ...(compute
+      ? [
+          `compute  ${compute.mac_rate_gmac_s} GMAC/s peak, ${(compute.macs_per_prompt_token / 1e6).toFixed(1)}M MACs per prompt token: prefill at ${(100 * compute.prefill_vs_roofline).toFixed(1)}% of the roofline ${compute.prefill_roofline_tokens_per_s} tok/s; prefill/decode at most ${compute.prefill_vs_decode_limit}x here`,
+        ]
+      : []),
     `peak RSS ${result.peak_rss_mb} MB (limit ${result.peak_rss_limit_mb} MB)`,
   ];
   process.stdout.write(lines.join("\n") + "\n");

@@ -12,7 +12,7 @@ import type { MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { wasmFeatures } from "./features.js";
 import { Forward, CHUNK, planActivations, planState, type Activations, type StateSlot } from "./forward.js";
-import { compileKernels, FMT, instantiateKernels, type KernelBuild, type WeightDType } from "./kernels.js";
+import { compileKernels, FMT, instantiateKernels, type KernelBuild, type Kernels, type WeightDType } from "./kernels.js";
 import { ThreadPool } from "./pool.js";
 import { Arena, loadWeights, planWeights, stagingBytes, unsupportedReason, type WeightPlan } from "./weights.js";
 
@@ -43,7 +43,25 @@ export interface WasmEngine extends Engine {
    * region (at least as big as what a decode step reads).
    */
   probeBandwidth(passes?: number): number;
+  /** Multiply-adds of a prefill per prompt token: every element of the layers' weight matrices once (the head runs on the last token only). */
+  readonly macsPerPromptToken: number;
+  /**
+   * Peak multiply-add rate of this engine's threads, all at once, in GMAC/s:
+   * the best of `passes` passes of the multiply-add instructions its
+   * mat-mat products run for its dtype on this build (assembly/probe.ts
+   * macPeak), operands in registers.
+   */
+  probeCompute(passes?: number): number;
 }
+
+// A compute probe pass: 8 units per thread of ~4M multiply-adds (0.1-0.3
+// ms), taken one at a time by whichever thread is free, so that a thread the
+// OS holds back lowers the figure only by the time it is away; a pass is
+// short (0.6-2.5 ms) and the best of many counts, so that on a shared host
+// some pass falls between the neighbours' time slices (with 32 units per
+// thread and 5 passes a whole bench run's probes could all miss).
+const PROBE_UNIT_MACS = 1 << 22;
+const PROBE_UNITS_PER_THREAD = 8;
 
 const RESERVED = 65536; // below this: the kernels' own constant data
 const PAGE = 65536;
@@ -92,7 +110,7 @@ export async function createWasmEngine(source: WeightSource, opts: WasmEngineOpt
     throw e;
   }
   const forward = new Forward(kernels, pool, c, weights, acts, slot);
-  return new WasmEngineImpl(c, dtype, threads, build, buf, forward, weights, acts, slot, pool);
+  return new WasmEngineImpl(c, dtype, threads, build, buf, forward, weights, acts, slot, pool, kernels);
 }
 
 class WasmEngineImpl implements WasmEngine {
@@ -100,6 +118,7 @@ class WasmEngineImpl implements WasmEngine {
   readonly description: string;
   readonly weightBytes: number;
   readonly weightBytesPerToken: number;
+  readonly macsPerPromptToken: number;
   resident: WasmSession | null = null;
   private disposed = false;
 
@@ -114,10 +133,12 @@ class WasmEngineImpl implements WasmEngine {
     readonly acts: Activations,
     readonly slot: StateSlot,
     private readonly pool: ThreadPool,
+    private readonly kernels: Kernels,
   ) {
     this.description = `wasm ${build} ${dtype} x${threads} thread${threads > 1 ? "s" : ""}`;
     this.weightBytes = weights.end - weights.start;
     this.weightBytesPerToken = weights.bytesPerToken;
+    this.macsPerPromptToken = weights.layers.reduce((s, l) => s + [l.wx, l.wo, l.w12, l.w3].reduce((t, m) => t + m.rows * m.cols, 0), 0);
   }
 
   createSession(): EngineSession {
@@ -139,6 +160,27 @@ class WasmEngineImpl implements WasmEngine {
       best = Math.min(best, (performance.now() - t0) / 1000 / bytes);
     }
     return 1 / best / 1e9;
+  }
+
+  probeCompute(passes = 15): number {
+    this.live();
+    const fmt = FMT[this.dtype];
+    const rounds = Math.ceil(PROBE_UNIT_MACS / this.kernels.macPeakPerRound(fmt));
+    const macs = rounds * this.kernels.macPeakPerRound(fmt) * PROBE_UNITS_PER_THREAD * this.threads;
+    // the operands (512 bytes of weights, 64 of tokens) in the mat-mat's
+    // scratch, unused between products: 0.5 everywhere is a normal f32
+    // (subnormals would slow the f32 path), and any i16 or i8 lanes will do
+    const w = this.acts.scratch, x = w + 512;
+    new Float32Array(this.buf, w, 144).fill(0.5);
+    const run = () => this.pool.run("macPeak", PROBE_UNITS_PER_THREAD * this.threads, 1, [fmt, w, x, rounds, this.acts.probe], 1);
+    run(); // the first calls run in wasm's baseline tier
+    let best = Infinity;
+    for (let i = 0; i < passes; i++) {
+      const t0 = performance.now();
+      run();
+      best = Math.min(best, (performance.now() - t0) / 1000);
+    }
+    return macs / best / 1e9;
   }
 
   async dispose(): Promise<void> {

@@ -32,10 +32,12 @@ export interface Kernels {
   argmax(x: number, n: number): number;
   topK(x: number, n: number, k: number, idx: number, val: number): number;
   readBandwidth(base: number, blockBytes: number, out: number, r0: number, r1: number, tid: number): void;
+  macPeak(fmt: number, w: number, x: number, rounds: number, out: number, r0: number, r1: number, tid: number): void;
+  macPeakPerRound(fmt: number): number;
 }
 
 /** Kernels the thread pool splits by rows; their last three parameters are (r0, r1, tid). */
-export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "glu", "quantizeRows", "readBandwidth", "prepareTokenGroups"] as const;
+export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "glu", "quantizeRows", "readBandwidth", "prepareTokenGroups", "macPeak"] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
 /** Storage layouts of assembly/formats.ts. */
