@@ -11,11 +11,16 @@
 //   two dot products sum to 256 * (q . x) + 32768 * sum(x_even), and the
 //   last term is subtracted per block: one mask per piece instead of the
 //   shift, mask or sign extension that separating the bytes would cost. Q4
-//   nibbles land as 4096 * w in their lanes with one shift or mask each
-//   (cheaper than sign-extending in place). The relaxed-SIMD i8 dot (16
-//   multiply-adds, the nibbles + 8 as its unsigned 7-bit operand) ran Q4
-//   1.6x faster from cache but 20-25% slower from memory, so both builds
-//   use this path;
+//   in the SIMD128 build: nibbles land as 4096 * w in their lanes with one
+//   shift or mask each (cheaper than sign-extending in place), 14
+//   operations per 16 weight bytes. Q4 in the relaxed build: the input as
+//   i8 and the nibbles + 8 (0..15) as the 7-bit operand of
+//   i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw on x64, 16 multiply-adds,
+//   exact on every engine since that operand is below 128), 8 operations
+//   per 16 bytes, the i16 sums widened once per block: from cache 1.57x
+//   the SIMD128 path, whole decode steps (2 threads) 1.27x. (Not
+//   i32x4.relaxed_dot_i8x16_i7x16_add_s: V8 11 expands it into 5
+//   instructions per use, rebuilding its vector of ones each time);
 // - a dot product's four lanes are the quad's four rows, so a block costs
 //   one convert and one multiply-add per quad, with no horizontal sums;
 // - four quads are read side by side, each walking its own quarter of the
@@ -60,7 +65,10 @@ import { FMT_Q8, FMT_Q4, quadBlockBytes } from "./formats";
  * for matVecQ8 (fmt Q8) or matVecQ4 (fmt Q4) into q (inputBytes(cols) of
  * src/cpu/layout.ts): cols i16 in the order above, then the cols/32 f32
  * scales, for Q8 then per block 32768 * (sum of its even-column levels) as
- * i32 (the term its products subtract).
+ * i32 (the term its products subtract). Q4 in the relaxed build: cols i8 in
+ * column order at the start (the first half of the i16 area; the second is
+ * not written), the scales, then per block 8 * (sum of its levels) as i32
+ * (the products' nibble offset).
  */
 export function quantizeInput(fmt: i32, x: usize, q: usize, cols: i32): void {
   quantizeBlocks(fmt, x, q, cols, 0, cols >> 5);
@@ -86,8 +94,16 @@ export function quantizeBlocks(fmt: i32, x: usize, q: usize, cols: i32, b0: i32,
     const l4 = levels(xb, 64, inv), l5 = levels(xb, 80, inv), l6 = levels(xb, 96, inv), l7 = levels(xb, 112, inv);
     const n0 = i16x8.narrow_i32x4_s(l0, l1), n1 = i16x8.narrow_i32x4_s(l2, l3);
     const n2 = i16x8.narrow_i32x4_s(l4, l5), n3 = i16x8.narrow_i32x4_s(l6, l7);
-    const qb = q + (<usize>b << 6);
     const q8 = fmt == FMT_Q8;
+    if (ASC_FEATURE_RELAXED_SIMD && !q8) {
+      const s = i32x4.add(i32x4.add(i32x4.add(l0, l1), i32x4.add(l2, l3)), i32x4.add(i32x4.add(l4, l5), i32x4.add(l6, l7)));
+      const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
+      store<i32>(scales + (<usize>nb << 2) + (<usize>b << 2), sum << 3);
+      v128.store(q + (<usize>b << 5), i8x16.narrow_i16x8_s(n0, n1));
+      v128.store(q + (<usize>b << 5), i8x16.narrow_i16x8_s(n2, n3), 16);
+      continue;
+    }
+    const qb = q + (<usize>b << 6);
     if (q8) {
       // even columns are lanes 0 and 2 of each group of four
       const s = i32x4.add(i32x4.add(i32x4.add(l0, l1), i32x4.add(l2, l3)), i32x4.add(i32x4.add(l4, l5), i32x4.add(l6, l7)));
@@ -121,6 +137,20 @@ export function quantizeBlocks(fmt: i32, x: usize, q: usize, cols: i32, b0: i32,
   return i32x4.add(acc, i32x4.add(a, b));
 }
 
+// Piece k of a Q4 quad-block (relaxed build) as 8 i16 lanes, each the sum
+// of 4 products (lanes 2i, 2i + 1: row i), against the i8 inputs xl
+// (columns 8k..8k+3) and xh (8k+4..8k+7). xor 0x88 turns each two's
+// complement nibble w into w + 8 (0..15), the 7-bit operand; the block's
+// 8 * sum(x) is subtracted after widening. A lane's sum over the block's 4
+// pieces is at most 16 * 15 * 127 = 30480 in magnitude: it fits i16.
+// @ts-ignore: decorator
+@inline function q4PieceI8(acc: v128, v: v128, xl: v128, xh: v128): v128 {
+  const u = v128.xor(v, i8x16.splat(<i8>0x88));
+  const lo = v128.and(u, i8x16.splat(0x0f));
+  const hi = v128.and(i16x8.shr_u(u, 4), i8x16.splat(0x0f));
+  return i16x8.add(acc, i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(xl, lo), i16x8.relaxed_dot_i8x16_i7x16_s(xh, hi)));
+}
+
 // Integer sums of block b of the one quad-block at p.
 // @ts-ignore: decorator
 @inline function blockDot(q8: bool, p: usize, xq: usize, b: i32, corr: usize): v128 {
@@ -129,6 +159,12 @@ export function quantizeBlocks(fmt: i32, x: usize, q: usize, cols: i32, b0: i32,
     let d = i32x4.splat(0);
     for (let k = 0; k < 8; k++) d = q8Piece(d, v128.load(p + 16 + (<usize>k << 4)), v128.load32_splat(xo + (<usize>k << 3)), v128.load32_splat(xo + (<usize>k << 3), 4));
     return i32x4.sub(d, v128.load32_splat(corr + (<usize>b << 2)));
+  }
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const xo = xq + (<usize>b << 5);
+    let s = i16x8.splat(0);
+    for (let k = 0; k < 4; k++) s = q4PieceI8(s, v128.load(p + 16 + (<usize>k << 4)), v128.load32_splat(xo + (<usize>k << 3)), v128.load32_splat(xo + (<usize>k << 3), 4));
+    return i32x4.sub(i32x4.dot_i16x8_s(s, i16x8.splat(1)), v128.load32_splat(corr + (<usize>b << 2)));
   }
   const xo = xq + (<usize>b << 6);
   let d = i32x4.splat(0);
@@ -175,26 +211,55 @@ export function quantizeBlocks(fmt: i32, x: usize, q: usize, cols: i32, b0: i32,
       const xo = xq + (<usize>b << 6);
       let d0 = i32x4.splat(0), d1 = d0, d2 = d0, d3 = d0;
       if (q8) {
-        for (let k = 0; k < 8; k++) {
-          const e = v128.load32_splat(xo + (<usize>k << 3)), o = v128.load32_splat(xo + (<usize>k << 3), 4);
-          const at: usize = 16 + (<usize>k << 4);
-          d0 = q8Piece(d0, v128.load(p0 + at), e, o);
-          d1 = q8Piece(d1, v128.load(p1 + at), e, o);
-          d2 = q8Piece(d2, v128.load(p2 + at), e, o);
-          d3 = q8Piece(d3, v128.load(p3 + at), e, o);
-        }
+        // One piece of each stream per iteration, through pointers that
+        // step by a constant. TurboFan (V8 11) issues a basic block's loads
+        // ahead of its arithmetic: with the block's 8 pieces unrolled, all
+        // 32 weight vectors and 16 input splats were loaded first and
+        // spilled; a loop iteration holds 6 loaded vectors, the 4 sums and
+        // the mask in registers. Pointers instead of k-derived addresses
+        // leave 5 adds per iteration where base + (k << 4) cost 8 address
+        // computations and reloads of spilled scalars: 1.11x from cache
+        // (one thread, 1024 x 1024), 1.01-1.015x on whole decode steps.
+        let q0 = p0, q1 = p1, q2 = p2, q3 = p3, xk = xo;
+        const end = xo + 64;
+        do {
+          const e = v128.load32_splat(xk), o = v128.load32_splat(xk, 4);
+          d0 = q8Piece(d0, v128.load(q0, 16), e, o);
+          d1 = q8Piece(d1, v128.load(q1, 16), e, o);
+          d2 = q8Piece(d2, v128.load(q2, 16), e, o);
+          d3 = q8Piece(d3, v128.load(q3, 16), e, o);
+          q0 += 16; q1 += 16; q2 += 16; q3 += 16; xk += 8;
+        } while (xk < end);
         const c = v128.load32_splat(corr + (<usize>b << 2));
         d0 = i32x4.sub(d0, c); d1 = i32x4.sub(d1, c); d2 = i32x4.sub(d2, c); d3 = i32x4.sub(d3, c);
+      } else if (ASC_FEATURE_RELAXED_SIMD) {
+        // the loop of the Q8 branch, on i16 sums widened once per block
+        let s0 = i16x8.splat(0), s1 = s0, s2 = s0, s3 = s0;
+        let q0 = p0, q1 = p1, q2 = p2, q3 = p3, xk = xq + (<usize>b << 5);
+        const end = xk + 32;
+        do {
+          const xl = v128.load32_splat(xk), xh = v128.load32_splat(xk, 4);
+          s0 = q4PieceI8(s0, v128.load(q0, 16), xl, xh);
+          s1 = q4PieceI8(s1, v128.load(q1, 16), xl, xh);
+          s2 = q4PieceI8(s2, v128.load(q2, 16), xl, xh);
+          s3 = q4PieceI8(s3, v128.load(q3, 16), xl, xh);
+          q0 += 16; q1 += 16; q2 += 16; q3 += 16; xk += 8;
+        } while (xk < end);
+        const one = i16x8.splat(1), c = v128.load32_splat(corr + (<usize>b << 2));
+        d0 = i32x4.sub(i32x4.dot_i16x8_s(s0, one), c); d1 = i32x4.sub(i32x4.dot_i16x8_s(s1, one), c);
+        d2 = i32x4.sub(i32x4.dot_i16x8_s(s2, one), c); d3 = i32x4.sub(i32x4.dot_i16x8_s(s3, one), c);
       } else {
-        for (let k = 0; k < 4; k++) {
-          const xk = xo + (<usize>k << 4);
+        // the loop of the Q8 branch (1.055x from cache over k-derived addresses)
+        let q0 = p0, q1 = p1, q2 = p2, q3 = p3, xk = xo;
+        const end = xo + 64;
+        do {
           const xa = v128.load32_splat(xk), xb = v128.load32_splat(xk, 4), xc = v128.load32_splat(xk, 8), xd = v128.load32_splat(xk, 12);
-          const at: usize = 16 + (<usize>k << 4);
-          d0 = q4Piece(d0, v128.load(p0 + at), xa, xb, xc, xd);
-          d1 = q4Piece(d1, v128.load(p1 + at), xa, xb, xc, xd);
-          d2 = q4Piece(d2, v128.load(p2 + at), xa, xb, xc, xd);
-          d3 = q4Piece(d3, v128.load(p3 + at), xa, xb, xc, xd);
-        }
+          d0 = q4Piece(d0, v128.load(q0, 16), xa, xb, xc, xd);
+          d1 = q4Piece(d1, v128.load(q1, 16), xa, xb, xc, xd);
+          d2 = q4Piece(d2, v128.load(q2, 16), xa, xb, xc, xd);
+          d3 = q4Piece(d3, v128.load(q3, 16), xa, xb, xc, xd);
+          q0 += 16; q1 += 16; q2 += 16; q3 += 16; xk += 16;
+        } while (xk < end);
       }
       const xsb = v128.load32_splat(xs + (<usize>b << 2));
       a0 = madd(f32x4.convert_i32x4_s(d0), f32x4.mul(v128.load(p0), xsb), a0);
@@ -219,7 +284,7 @@ export function quantizeBlocks(fmt: i32, x: usize, q: usize, cols: i32, b0: i32,
   const qs = <usize>nb * qbb; // bytes of one quad
   const xs = xq + (<usize>cols << 1);
   const corr = xs + (<usize>nb << 2);
-  const unit: f32 = q8 ? <f32>1 / 256 : <f32>1 / 4096;
+  const unit: f32 = q8 ? <f32>1 / 256 : ASC_FEATURE_RELAXED_SIMD ? 1 : <f32>1 / 4096;
   // whole quads in four streams, the rest (at most three quads and a
   // matrix's last, partial one) one quad at a time
   const n = max(0, r1 - r0) >> 4;

@@ -455,11 +455,55 @@ test("tokenMixerHeads = reference bias, decayKey, glaStep, selfAugment, headNorm
   close(get(Sp, H * K * V), S, 1e-5, "S");
 });
 
+test(`quantizeInput: levels, scales and correction terms where the ${build} build's kernels read them`, () => {
+  const cols = 96, nb = cols / 32;
+  const x = Float32Array.from(uniform(rand, cols, 2));
+  x[40] = 0; // a level of 0 next to others
+  const xp = put(x);
+  // f32 arithmetic as the kernel does it; nearest rounds ties to even
+  const nearest = (v) => (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v));
+  const levels = [], scales = [];
+  for (let b = 0; b < nb; b++) {
+    let m = 0;
+    for (let i = 32 * b; i < 32 * b + 32; i++) m = Math.max(m, Math.abs(x[i]));
+    const scale = Math.fround(m / 127), inv = scale > 0 ? Math.fround(1 / scale) : 0;
+    scales.push(scale);
+    for (let i = 32 * b; i < 32 * b + 32; i++) levels.push(nearest(Math.fround(x[i] * inv)));
+  }
+  for (const dtype of ["q8", "q4"]) {
+    const q = alloc(inputBytes(cols));
+    k.quantizeInput(FMT[dtype], xp, q, cols);
+    assert.equal(Array.from(new Float32Array(buf, q + 2 * cols, nb)), scales, `${dtype} scales`);
+    const corr = Array.from(new Int32Array(buf, q + 2 * cols + 4 * nb, nb));
+    const blockSum = (b, keep) => levels.slice(32 * b, 32 * b + 32).reduce((s, l, i) => s + (keep(i) ? l : 0), 0);
+    if (dtype === "q4" && build === "relaxed-simd") {
+      // i8 levels in column order; 8 * the block's sum of levels (the nibbles' +8 offset)
+      assert.equal(Array.from(new Int8Array(buf, q, cols)), levels, "q4 i8 levels");
+      assert.equal(corr, [0, 1, 2].map((b) => 8 * blockSum(b, () => true)), "q4 correction");
+      continue;
+    }
+    const got = Array.from(new Int16Array(buf, q, cols));
+    const want = [];
+    for (let g = 0; g < cols; g += 8) {
+      const l = levels.slice(g, g + 8);
+      // Q8: per 4 columns (x1, x3, 256 x0 - x1, 256 x2 - x3); Q4: x0 x2 x4 x6 x1 x3 x5 x7
+      if (dtype === "q8") for (const o of [0, 4]) want.push(l[o + 1], l[o + 3], 256 * l[o] - l[o + 1], 256 * l[o + 2] - l[o + 3]);
+      else want.push(l[0], l[2], l[4], l[6], l[1], l[3], l[5], l[7]);
+    }
+    assert.equal(got, want, `${dtype} i16 levels`);
+    if (dtype === "q8") assert.equal(corr, [0, 1, 2].map((b) => 32768 * blockSum(b, (i) => i % 2 === 0)), "q8 correction");
+  }
+});
+
 test("shortConvStep, glu and tokenMixerHeads quantizing their one-token output (q != 0) = quantizeInput of it, byte for byte", () => {
   for (const dtype of ["q8", "q4"]) {
     const fmt = FMT[dtype];
-    // what quantizeInput writes: 2 bytes an input, a scale a block, for Q8 also its correction term
-    const bytesOf = (p, cols) => Array.from(new Uint8Array(buf, p, 2 * cols + (cols / 32) * (dtype === "q8" ? 8 : 4)));
+    // what quantizeInput writes: 2 bytes an input (Q4 in the relaxed build: 1), a scale a block, for Q8 and relaxed Q4 also a correction term
+    const i8 = dtype === "q4" && build === "relaxed-simd";
+    const bytesOf = (p, cols) => {
+      const levels = Array.from(new Uint8Array(buf, p, i8 ? cols : 2 * cols));
+      return levels.concat(Array.from(new Uint8Array(buf, p + 2 * cols, (cols / 32) * (dtype === "q8" || i8 ? 8 : 4))));
+    };
     // conv over 96 features split at 32 (the pool's 32-aligned tiles)
     const d = 96;
     const sp = put(uniform(rand, 3 * d, 1)), xp = put(uniform(rand, d, 1)), wp = put(uniform(rand, 4 * d, 1)), op = alloc(4 * d);
@@ -512,6 +556,38 @@ test("readBandwidth reads every byte of its blocks (xor of all words)", () => {
   const expected = [0, 0, 0, 0];
   for (let i = 0; i < words.length; i++) expected[i & 3] ^= words[i];
   assert.equal(Array.from(new Int32Array(buf, out + 16, 4)), expected);
+});
+
+test("matVecF16 with |x| beyond 2^16 (where x times 2^112 overflows) = reference matVec of the stored f16", () => {
+  const rows = 13, cols = 64; // three groups of four rows and a remainder row
+  const W = uniform(rand, rows * cols, 1);
+  const wp = storeMatrix("f16", W, rows, cols);
+  const D = dequantized("f16", wp, rows, cols);
+  const x = f64(cols, 2);
+  x[5] = 1e5;
+  x[42] = -3e6;
+  const xp = put(x), yp = alloc(4 * rows);
+  k.matVecF16(wp, xp, yp, cols, 0, 0, 8, 0);
+  k.matVecF16(wp, xp, yp, cols, 0, 8, rows, 1);
+  close(get(yp, rows), ref.matVec(D, rows, cols, x), 1e-5, "matVecF16 large x");
+});
+
+test("matVecF16: the products with x rebased sum bit for bit as with the weights rebased", () => {
+  // the same rows twice: alone, and with 8 more columns of zero weights
+  // against x = 1e30, which overflows when rebased and so sends every group
+  // of four rows through the weight-rebasing path, where they add exact zeros
+  const rows = 8, cols = 96;
+  const W = uniform(rand, rows * cols, 1);
+  const Wz = new Float64Array(rows * (cols + 8));
+  for (let r = 0; r < rows; r++) Wz.set(W.slice(r * cols, (r + 1) * cols), r * (cols + 8));
+  const x = f64(cols, 2);
+  const xz = Float64Array.from([...x, ...new Array(8).fill(1e30)]);
+  const wp = storeMatrix("f16", W, rows, cols), wzp = storeMatrix("f16", Wz, rows, cols + 8);
+  const yp = alloc(4 * rows), yzp = alloc(4 * rows);
+  k.matVecF16(wp, put(x), yp, cols, 0, 0, rows, 0);
+  k.matVecF16(wzp, put(xz), yzp, cols + 8, 0, 0, rows, 0);
+  const y = get(yp, rows), yz = get(yzp, rows);
+  for (let r = 0; r < rows; r++) assert.ok(Number.isFinite(y[r]) && Object.is(y[r], yz[r]), `row ${r}: ${y[r]} vs ${yz[r]}`);
 });
 
 if (build === "simd") {
