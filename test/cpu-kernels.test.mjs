@@ -75,8 +75,9 @@ function weightErrorBound(dtype, W, rows, cols) {
       for (let i = 0; i < 32; i++) m = Math.max(m, Math.abs(W[r * cols + b * 32 + i]));
       for (let i = 0; i < 32; i++) {
         const j = r * cols + b * 32 + i;
-        // f16: half an ulp (2^-11 relative), q8: half a step of max/127, q4: one step of max/8 (the far end is clamped)
-        e[j] = dtype === "f32" ? 0 : dtype === "f16" ? Math.abs(W[j]) * 2 ** -11 + 2 ** -25 : dtype === "q8" ? m / 254 : m / 8;
+        // f16: half an ulp (2^-11 relative), all of it below 2^-14 (f16 subnormals are stored as 0); q8: half a step of max/127, q4: one step of max/8 (the far end is clamped)
+        const f16 = Math.abs(W[j]) < 2 ** -14 ? Math.abs(W[j]) : Math.abs(W[j]) * 2 ** -11;
+        e[j] = dtype === "f32" ? 0 : dtype === "f16" ? f16 : dtype === "q8" ? m / 254 : m / 8;
       }
     }
   return e;
@@ -556,6 +557,15 @@ test("readBandwidth reads every byte of its blocks (xor of all words)", () => {
   const expected = [0, 0, 0, 0];
   for (let i = 0; i < words.length; i++) expected[i & 3] ^= words[i];
   assert.equal(Array.from(new Int32Array(buf, out + 16, 4)), expected);
+});
+
+test("f16 storage: round to nearest even, values whose f16 is subnormal stored as zero of their sign", () => {
+  const least = 2 ** -14; // the least normal f16
+  const W = Float32Array.from([least, least - 2 ** -26, 3e-5, -1e-5, 1e-9, 1 + 2 ** -11, -2.5, 65504]);
+  const got = Array.from(dequantized("f16", storeMatrix("f16", W, 1, 8), 1, 8));
+  // 2^-14 - 2^-26 rounds up to the least normal; 1 + 2^-11 is a tie, to even (1)
+  const want = [least, least, 0, -0, 0, 1, -2.5, 65504];
+  want.forEach((v, i) => assert.ok(Object.is(got[i], v), `W[${i}] = ${W[i]}: stored ${got[i]}, want ${v}`));
 });
 
 test("matVecF16 with |x| beyond 2^16 (where x times 2^112 overflows) = reference matVec of the stored f16", () => {
