@@ -163,13 +163,14 @@ export async function main(args: string[]): Promise<void> {
 
   const roofline = (bandwidth * 1e9) / target.weightBytesPerToken;
   const prefillRate = promptTokens / prefillSeconds;
+  const prefillRoofline = target.compute && (macRate * 1e9) / target.compute.macsPerPromptToken;
   const compute = target.compute && {
     mac_rate_gmac_s: round(macRate, 2),
     macs_per_prompt_token: target.compute.macsPerPromptToken,
-    prefill_roofline_tokens_per_s: round((macRate * 1e9) / target.compute.macsPerPromptToken, 2),
-    prefill_vs_roofline: round((prefillRate * target.compute.macsPerPromptToken) / (macRate * 1e9), 3),
+    prefill_roofline_tokens_per_s: round(prefillRoofline!, 2),
+    prefill_vs_roofline: round(prefillRate / prefillRoofline!, 3),
     // the most prefill_vs_decode can be on this host: both rooflines' ratio
-    prefill_vs_decode_limit: round((macRate * 1e9) / target.compute.macsPerPromptToken / roofline, 2),
+    prefill_vs_decode_limit: round(prefillRoofline! / roofline, 2),
   };
   const rssLimitMb = (1.2 * target.weightBytes) / 1e6 + 100;
   const result = {

@@ -63,6 +63,17 @@ export interface WasmEngine extends Engine {
 const PROBE_UNIT_MACS = 1 << 22;
 const PROBE_UNITS_PER_THREAD = 8;
 
+/** The shortest of `passes` timed runs of `run`, in seconds: on a shared host the slower ones measure the neighbours. */
+function bestSeconds(passes: number, run: () => unknown): number {
+  let best = Infinity;
+  for (let i = 0; i < passes; i++) {
+    const t0 = performance.now();
+    run();
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return best;
+}
+
 const RESERVED = 65536; // below this: the kernels' own constant data
 const PAGE = 65536;
 const MAX_PAGES = 65535; // wasm32: 4 GiB less one page, so that typed-array lengths stay below 2^32
@@ -153,20 +164,17 @@ class WasmEngineImpl implements WasmEngine {
   probeBandwidth(passes = 5): number {
     this.live();
     const blocks = Math.floor(this.weightBytes / 65536);
-    let best = Infinity;
-    for (let i = 0; i < passes; i++) {
-      const t0 = performance.now();
-      const bytes = this.forward.readBandwidth(this.weights.start, blocks);
-      best = Math.min(best, (performance.now() - t0) / 1000 / bytes);
-    }
-    return 1 / best / 1e9;
+    let bytes = 0;
+    const seconds = bestSeconds(passes, () => (bytes = this.forward.readBandwidth(this.weights.start, blocks)));
+    return bytes / seconds / 1e9;
   }
 
   probeCompute(passes = 15): number {
     this.live();
     const fmt = FMT[this.dtype];
-    const rounds = Math.ceil(PROBE_UNIT_MACS / this.kernels.macPeakPerRound(fmt));
-    const macs = rounds * this.kernels.macPeakPerRound(fmt) * PROBE_UNITS_PER_THREAD * this.threads;
+    const perRound = this.kernels.macPeakPerRound(fmt);
+    const rounds = Math.ceil(PROBE_UNIT_MACS / perRound);
+    const macs = rounds * perRound * PROBE_UNITS_PER_THREAD * this.threads;
     // the operands (512 bytes of weights, 64 of tokens) in the mat-mat's
     // scratch, unused between products: 0.5 everywhere is a normal f32
     // (subnormals would slow the f32 path), and any i16 or i8 lanes will do
@@ -174,13 +182,7 @@ class WasmEngineImpl implements WasmEngine {
     new Float32Array(this.buf, w, 144).fill(0.5);
     const run = () => this.pool.run("macPeak", PROBE_UNITS_PER_THREAD * this.threads, 1, [fmt, w, x, rounds, this.acts.probe], 1);
     run(); // the first calls run in wasm's baseline tier
-    let best = Infinity;
-    for (let i = 0; i < passes; i++) {
-      const t0 = performance.now();
-      run();
-      best = Math.min(best, (performance.now() - t0) / 1000);
-    }
-    return macs / best / 1e9;
+    return macs / bestSeconds(passes, run) / 1e9;
   }
 
   async dispose(): Promise<void> {
