@@ -47,7 +47,9 @@ var<workgroup> sm: array<f32, OFF_S + 16u * V>;
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = wid.x;
   let h = wid.y;
-  let sub = wid.z;
+  // the last sub-chunks first: they see the most keys (4x the first's work), and a GPU starts
+  // workgroups roughly in grid order, so the long ones run while the short ones fill in behind
+  let sub = 3u - wid.z;
   let n = sub * 16u;        // reference row, chunk-relative
   if (c * 64u + n >= dims.T) { return; }  // the whole sub-chunk is padding
   let keys = n + 16u;       // the sub-chunk sees keys 0 .. keys - 1 of its chunk
