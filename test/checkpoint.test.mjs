@@ -8,6 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { rejects } from "./helpers/rejects.mjs";
 import { MetalaError } from "../dist/errors.js";
 import { MemorySource } from "../dist/io/memory-source.js";
 import { openCheckpoint, openCheckpointFromBlobs, openCheckpointFromSources, openCheckpointFromUrl } from "../dist/model/checkpoint.js";
@@ -25,18 +26,6 @@ test.after(() => rmSync(root, { recursive: true, force: true }));
 let folders = 0;
 const folder = () => join(root, `m${folders++}`);
 
-async function rejects(fn, kind, mentions) {
-  try {
-    await fn();
-  } catch (e) {
-    assert.instance(e, MetalaError, `expected a MetalaError, got ${e?.stack ?? e}`);
-    assert.is(e.kind, kind, `kind of "${e.message}"`);
-    for (const m of mentions) assert.ok(e.message.includes(m), `"${e.message}" should mention ${m}`);
-    assert.not.ok(e.message.includes("\n"), "one line");
-    return e;
-  }
-  assert.unreachable(`expected a ${kind} error mentioning ${mentions.join(", ")}`);
-}
 
 async function expectAllTensors(ckpt, expected) {
   for (const [name, values] of expected) {

@@ -4,8 +4,8 @@
 // threads bit for bit, and the errors a user can cause.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { rejects } from "./helpers/rejects.mjs";
 import { createWasmEngine } from "../dist/cpu/engine.js";
-import { MetalaError } from "../dist/errors.js";
 import { createReferenceEngine } from "../dist/reference/engine.js";
 import { listFixtures, loadFixture, logitsError, openFixtureModel, stateError } from "./helpers/fixtures.mjs";
 import { randomModel } from "./helpers/random-model.mjs";
@@ -111,17 +111,6 @@ test("exported state continues identically in another session; sessions take tur
   await source.close();
 });
 
-async function rejects(fn, kind, mentions) {
-  try {
-    await fn();
-  } catch (e) {
-    assert.instance(e, MetalaError);
-    assert.is(e.kind, kind);
-    assert.match(e.message, mentions);
-    return;
-  }
-  assert.unreachable("should have thrown");
-}
 
 test("user errors: bad token ids, a state of another model, an unsupported config", async () => {
   const source = randomModel({ decoder_embed_dim: 64, decoder_layers: 1, decoder_attention_heads: 2, glu_dim: 64, vocab_size: 20 });

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { MetalaError } from "../dist/errors.js";
+import { rejects } from "./helpers/rejects.mjs";
 import { BlobSource } from "../dist/io/blob-source.js";
 import { MemorySource } from "../dist/io/memory-source.js";
 import { NodeFileSource } from "../dist/io/node-file-source.js";
@@ -48,19 +48,6 @@ function sameValue(actual, expected, what) {
   assert.ok(Object.is(actual, expected), `${what}: got ${actual}, expected ${expected}`);
 }
 
-/** Awaits fn, requires a MetalaError of `kind` whose message contains every string in `mentions`. */
-async function rejects(fn, kind, mentions) {
-  try {
-    await fn();
-  } catch (e) {
-    assert.instance(e, MetalaError, `expected a MetalaError, got ${e?.stack ?? e}`);
-    assert.is(e.kind, kind, `kind of "${e.message}"`);
-    for (const m of mentions) assert.ok(e.message.includes(m), `"${e.message}" should mention ${m}`);
-    assert.not.ok(e.message.includes("\n"), "one line");
-    return e;
-  }
-  assert.unreachable(`expected a ${kind} error mentioning ${mentions.join(", ")}`);
-}
 
 const parse = (bytes, label = "test.safetensors") => readSafetensors(new MemorySource(bytes, label));
 

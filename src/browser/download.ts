@@ -6,6 +6,7 @@
  * fetched again whole instead of being spliced.
  */
 import { MetalaError } from "../errors.js";
+import { httpStatusError, okOrMissing } from "../io/http.js";
 import { INDEX_FILE, parseWeightMap } from "../io/safetensors-index.js";
 import { parseJsonText } from "../io/json-file.js";
 import { TOKENIZER_FILE_NAMES } from "../tokenizer/load.js";
@@ -44,15 +45,8 @@ async function get(doFetch: typeof fetch, url: string, init: RequestInit = {}): 
 
 /** A small file's bytes; undefined when `optional` and the server says 404. */
 async function smallFile(doFetch: typeof fetch, url: string, optional: boolean): Promise<Uint8Array | undefined> {
-  const res = await get(doFetch, url);
-  if (res.status === 404 && optional) {
-    await res.body?.cancel();
-    return undefined;
-  }
-  if (!res.ok) {
-    await res.body?.cancel();
-    throw new MetalaError("io", `${url}: HTTP ${res.status}${res.statusText ? " " + res.statusText : ""}`);
-  }
+  const res = await okOrMissing(url, await get(doFetch, url), optional);
+  if (!res) return undefined;
   try {
     return new Uint8Array(await res.arrayBuffer());
   } catch (e) {
@@ -63,7 +57,7 @@ async function smallFile(doFetch: typeof fetch, url: string, optional: boolean):
 /** Size and validators of a large file, without its body. */
 async function probe(doFetch: typeof fetch, url: string): Promise<Remote> {
   const res = await get(doFetch, url, { method: "HEAD" });
-  if (!res.ok) throw new MetalaError("io", `${url}: HTTP ${res.status}${res.statusText ? " " + res.statusText : ""}`);
+  if (!res.ok) throw httpStatusError(url, res);
   const size = Number(res.headers.get("content-length") ?? NaN);
   if (!Number.isSafeInteger(size) || size < 0) throw new MetalaError("io", `${url}: the server tells no Content-Length for HEAD, so the download cannot be checked`);
   return { size, etag: res.headers.get("etag") ?? undefined, lastModified: res.headers.get("last-modified") ?? undefined };
@@ -155,7 +149,7 @@ export async function fetchModelFiles(base: string, store: ModelStore, options: 
           offset = have;
         } else if (!res.ok) {
           await res.body?.cancel();
-          throw new MetalaError("io", `${url}: HTTP ${res.status}${res.statusText ? " " + res.statusText : ""}`);
+          throw httpStatusError(url, res);
         }
         if (offset === 0 && have > 0) {
           // The server sent the whole file (changed, or no Range support): start over.

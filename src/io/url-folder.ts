@@ -1,6 +1,7 @@
 import { MetalaError } from "../errors.js";
 import type { CheckpointFiles } from "../model/checkpoint.js";
 import type { ByteSource } from "./byte-source.js";
+import { okOrMissing } from "./http.js";
 import { parseJsonText } from "./json-file.js";
 import { INDEX_FILE, parseWeightMap } from "./safetensors-index.js";
 import { openUrlSource, type UrlSourceOptions } from "./url-source.js";
@@ -32,16 +33,10 @@ async function fetchText(url: string, options: UrlSourceOptions, optional: boole
   } catch (e) {
     throw new MetalaError("io", `${url}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
-  if (res.status === 404 && optional) {
-    await res.body?.cancel();
-    return undefined;
-  }
-  if (!res.ok) {
-    await res.body?.cancel();
-    throw new MetalaError("io", `${url}: HTTP ${res.status}${res.statusText ? " " + res.statusText : ""}`);
-  }
+  const ok = await okOrMissing(url, res, optional);
+  if (!ok) return undefined;
   try {
-    return await res.text();
+    return await ok.text();
   } catch (e) {
     throw new MetalaError("io", `${url}: download failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }

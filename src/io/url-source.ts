@@ -1,6 +1,7 @@
 import { MetalaError } from "../errors.js";
 import { checkReadArgs, shortReadError, type ByteSource } from "./byte-source.js";
 import { MemorySource } from "./memory-source.js";
+import { httpStatusError } from "./http.js";
 
 export interface UrlSourceOptions {
   /** The fetch to use (tests, custom auth); the global fetch by default. */
@@ -42,7 +43,7 @@ export async function openUrlSource(url: string, options: UrlSourceOptions = {})
   }
   if (probe.status === 200) return wholeFileFallback(url, probe, options.maxWholeFileBytes ?? DEFAULT_MAX_WHOLE_FILE);
   await discardBody(probe);
-  throw new MetalaError("io", `${url}: HTTP ${probe.status}${probe.statusText ? " " + probe.statusText : ""}`);
+  throw httpStatusError(url, probe);
 }
 
 class UrlSource implements ByteSource {
