@@ -13,7 +13,8 @@ import { readTensorF32 } from "../dist/io/read-tensor.js";
 import { parseWeightMap } from "../dist/io/safetensors-index.js";
 import { readSafetensors } from "../dist/io/safetensors.js";
 import { GLU_ACTIVATIONS, parseConfig } from "../dist/model/config.js";
-import { encodeSafetensors, f32Bytes, prng, u16Bytes } from "./helpers/safetensors-writer.mjs";
+import { seededRandom } from "./helpers/random-model.mjs";
+import { encodeSafetensors, f32Bytes, u16Bytes } from "./helpers/safetensors-writer.mjs";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20241110);
 const ROUNDS = Number(process.env.FUZZ_ROUNDS ?? 1);
@@ -164,7 +165,7 @@ async function checkSafetensors(bytes, where) {
 test("safetensors header: byte-level and structure-aware mutations never escape as anything but MetalaError", async () => {
   const counts = { accepted: 0, refused: 0 };
   for (let round = 0; round < ROUNDS; round++) {
-    const rand = prng(SEED + round);
+    const rand = seededRandom(SEED + round);
     for (let i = 0; i < 6000; i++) {
       const base = pick(rand, BASE_FILES);
       const structural = rand() < 0.5;
@@ -221,7 +222,7 @@ test("parseConfig: mutated objects and mutated JSON text never escape as anythin
   const counts = { accepted: 0, refused: 0 };
   const baseText = JSON.stringify(BASE_CONFIG, null, 1);
   for (let round = 0; round < ROUNDS; round++) {
-    const rand = prng(SEED * 3 + round);
+    const rand = seededRandom(SEED * 3 + round);
     for (let i = 0; i < 8000; i++) {
       let input;
       if (rand() < 0.6) {
@@ -254,7 +255,7 @@ test("parseConfig: mutated objects and mutated JSON text never escape as anythin
 // --- model.safetensors.index.json ---------------------------------------------
 
 test("parseWeightMap: mutated indexes are accepted as plain file names or refused with MetalaError", () => {
-  const rand = prng(SEED * 7);
+  const rand = seededRandom(SEED * 7);
   const label = "fuzz/model.safetensors.index.json";
   for (let i = 0; i < 4000; i++) {
     const index = { metadata: { total_size: 10 }, weight_map: { "a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors" } };

@@ -173,18 +173,6 @@ export function writeCheckpoint(dir, c, options = {}) {
   return expected;
 }
 
-/** A seeded 32-bit PRNG (mulberry32) for fuzzing and random data. */
-export function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A local HTTP server on 127.0.0.1 serving `files` (path -> Uint8Array),
  * honouring single Range requests unless `ignoreRange`. `log` records each
