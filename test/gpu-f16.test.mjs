@@ -3,12 +3,17 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { gpuOrSkip } from "./gpu-support.mjs";
+import { editedSource } from "./helpers/edited-source.mjs";
 import { loadFixture, logitsError, openFixtureModel } from "./helpers/fixtures.mjs";
+import { rejects } from "./helpers/rejects.mjs";
 
 const { f32ToF16Bits } = await import("../dist/gpu/f16.js");
 const { f16ToF32 } = await import("../dist/model/dtype.js");
 const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
 const { createReferenceEngine } = await import("../dist/reference/engine.js");
+const { parseConfig } = await import("../dist/model/config.js");
+const { layerTensorName } = await import("../dist/model/names.js");
+const { randomWeightSource } = await import("../dist/model/preset.js");
 
 test("f32ToF16Bits: every finite f16 round-trips, ties go to even, overflow and underflow", () => {
   for (let h = 0; h < 0x10000; h++) {
@@ -46,17 +51,8 @@ const MATRIX = /(q_proj|k_gate|v_proj|g_proj|out_proj|l1|l2|l3)\.weight$|embed_t
 
 /** A WeightSource whose matrices read as their nearest f16 values. */
 function roundedToF16(source) {
-  return new Proxy(source, {
-    get(target, prop) {
-      if (prop === "read")
-        return async (name, dest) => {
-          const a = await target.read(name, dest);
-          if (MATRIX.test(name)) for (let i = 0; i < a.length; i++) a[i] = f16ToF32(f32ToF16Bits(a[i]));
-          return a;
-        };
-      const v = target[prop];
-      return typeof v === "function" ? v.bind(target) : v;
-    },
+  return editedSource(source, (name, a) => {
+    if (MATRIX.test(name)) for (let i = 0; i < a.length; i++) a[i] = f16ToF32(f32ToF16Bits(a[i]));
   });
 }
 
@@ -79,6 +75,18 @@ test("tiny-f32 run with f16 weights: matches the reference engine given the same
   }
   await engine.dispose();
   await source.close();
+});
+
+test("f16 weights: a value f16 cannot hold is refused at load, naming the tensor; the largest f16 loads", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  const config = parseConfig({ model_type: "metala", decoder_embed_dim: 64, decoder_layers: 1, decoder_attention_heads: 2, glu_dim: 64, vocab_size: 50 });
+  const l3 = layerTensorName(0, "l3");
+  const poked = (value) => editedSource(randomWeightSource(config, "poked", 1), (name, a) => name === l3 && (a[7] = value));
+  for (const value of [65520, -1e6, Infinity, NaN])
+    await rejects(() => createWebGpuEngine(poked(value), { context: ctx, dtype: "f16" }), "weights", [l3, "f16", "--dtype f32"]);
+  for (const value of [65504, -65519]) await (await createWebGpuEngine(poked(value), { context: ctx, dtype: "f16" })).dispose();
+  await (await createWebGpuEngine(poked(1e6), { context: ctx, dtype: "f32" })).dispose();
 });
 
 test.run();

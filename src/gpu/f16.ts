@@ -1,3 +1,5 @@
+import { f16RangeError } from "../model/dtype.js";
+
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -28,9 +30,17 @@ export function f32ToF16Bits(x: number): number {
   return sign | half;
 }
 
-/** f16 bits of every element, padded to a multiple of 4 elements (the 8-byte reads of weights-f16.wgsl). */
-export function toF16(src: Float32Array): Uint16Array {
+/**
+ * f16 bits of every element, padded to a multiple of 4 elements (the 8-byte
+ * reads of weights-f16.wgsl). A value f16 cannot hold (it would round to
+ * infinity, or is not finite) throws f16RangeError naming `where`.
+ */
+export function toF16(src: Float32Array, where: string): Uint16Array {
   const out = new Uint16Array(Math.ceil(src.length / 4) * 4);
-  for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
+  for (let i = 0; i < src.length; i++) {
+    const h = f32ToF16Bits(src[i]);
+    if ((h & 0x7c00) === 0x7c00) throw f16RangeError(where, src[i], i);
+    out[i] = h;
+  }
   return out;
 }

@@ -92,24 +92,24 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
   };
   const tableType = wtype === "f16" ? "f16" : "f32";
   /** The embedding or head, f16 or f32. */
-  const upT = (a: Float32Array, label: string) => (tableType === "f16" ? upRaw(toF16(a), label) : up(a, label));
+  const upT = (a: Float32Array, label: string, what: string) => (tableType === "f16" ? upRaw(toF16(a, `${source.label}: ${what}`), label) : up(a, label));
   /** A projection matrix [rows, K] in the weight type; the scales go to `scales[key]` for q8 / q4. */
   const scalesOf: Record<string, GPUBuffer> = {};
-  const upM = (a: Float32Array, rows: number, K: number, key: string, label: string) => {
+  const upM = (a: Float32Array, rows: number, K: number, key: string, label: string, what: string) => {
     if (wtype === "f32") return up(a, label);
-    if (wtype === "f16") return upRaw(toF16(a), label);
+    if (wtype === "f16") return upRaw(toF16(a, `${source.label}: ${what}`), label);
     const q = quantize(a, rows, K, wtype);
     scalesOf[key] = up(q.scales, label + ".scales");
     return upRaw(q.data, label);
   };
   const zeros = (n: number, label: string) => up(new Float32Array(n), label);
   const ones = (n: number, label: string) => up(new Float32Array(n).fill(1), label);
-  const splitRows = (m: Float32Array, rows: number, cols: number, label: string): MatrixPart[] => {
+  const splitRows = (m: Float32Array, rows: number, cols: number, label: string, tensor: string): MatrixPart[] => {
     const per = Math.max(1, Math.floor(maxBinding / (cols * (tableType === "f32" ? 4 : 2))));
     const parts: MatrixPart[] = [];
     for (let lo = 0; lo < rows; lo += per) {
       const n = Math.min(per, rows - lo);
-      parts.push({ buffer: upT(m.subarray(lo * cols, (lo + n) * cols), `${label}[${lo}]`), lo, rows: n });
+      parts.push({ buffer: upT(m.subarray(lo * cols, (lo + n) * cols), `${label}[${lo}]`, `tensor ${tensor}, from row ${lo},`), lo, rows: n });
     }
     return parts;
   };
@@ -135,10 +135,10 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
       const b1 = c.bias ? await read("l1_bias") : new Float32Array(glu);
       const b2 = c.bias ? await read("l2_bias") : new Float32Array(glu);
       const np = 2 * dk + 2 * d;
-      const wQkvg = upM(qkvg, np, d, "qkvg", `L${l}.qkvg`);
-      const wOut = upM(await read("out_proj"), d, d, "out", `L${l}.out`);
-      const w12 = upM(interleavePairs(l1, l2, glu, d), 2 * glu, d, "w12", `L${l}.w12`);
-      const w3 = upM(await read("l3"), d, glu, "w3", `L${l}.w3`);
+      const wQkvg = upM(qkvg, np, d, "qkvg", `L${l}.qkvg`, `tensors ${(["q_proj", "k_gate", "v_proj", "g_proj"] as const).map(name).join(", ")} (together)`);
+      const wOut = upM(await read("out_proj"), d, d, "out", `L${l}.out`, `tensor ${name("out_proj")}`);
+      const w12 = upM(interleavePairs(l1, l2, glu, d), 2 * glu, d, "w12", `L${l}.w12`, `tensors ${name("l1")}, ${name("l2")} (rows interleaved in pairs)`);
+      const w3 = upM(await read("l3"), d, glu, "w3", `L${l}.w3`, `tensor ${name("l3")}`);
       layers.push({
         scales: wtype === "q8" || wtype === "q4" ? { qkvg: scalesOf.qkvg, out: scalesOf.out, w12: scalesOf.w12, w3: scalesOf.w3 } : undefined,
         wQkvg,
@@ -154,8 +154,8 @@ export async function uploadWeights(device: GPUDevice, source: WeightSource, max
         channelNorm: await norm(name("channel_norm_weight"), name("channel_norm_bias"), `L${l}.cn`),
       });
     }
-    const embed = splitRows(await source.read(EMBED), c.vocabSize, d, "embed");
-    const head = source.tiedHead ? embed : splitRows(await source.read(LM_HEAD), c.vocabSize, d, "head");
+    const embed = splitRows(await source.read(EMBED), c.vocabSize, d, "embed", EMBED);
+    const head = source.tiedHead ? embed : splitRows(await source.read(LM_HEAD), c.vocabSize, d, "head", LM_HEAD);
     const finalNorm = await norm(FINAL_NORM_WEIGHT, FINAL_NORM_BIAS, "final");
     const zeroBias = zeros(Math.max(c.vocabSize, 2 * dk + 2 * d, 2 * glu), "zero bias");
     return { wtype, tableType, embed, head, finalNorm, zeroBias, layers, bytes, destroy: () => owned.forEach((b) => b.destroy()) };

@@ -1,3 +1,5 @@
+import { MetalaError } from "../errors.js";
+
 /**
  * Conversions of stored 16-bit floats to f32. Inputs are the raw 16-bit
  * patterns (safetensors stores them little-endian, as every JS host is).
@@ -38,4 +40,21 @@ export function convertBF16ToF32(src: Uint16Array, dest: Float32Array): void {
   const out = new Int32Array(dest.buffer, dest.byteOffset, src.length);
   const n = src.length;
   for (let i = 0; i < n; i++) out[i] = src[i] << 16;
+}
+
+/**
+ * The error for a weight that f16 storage (--dtype f16) cannot hold: not
+ * finite, or 65520 or more in magnitude (what does not round to 65504, the
+ * largest f16). Stored anyway it would become infinity on the GPU and,
+ * decoded by the CPU engine's exponent rebase, 65536 or more: a wrong
+ * model, where the user is better served by an error naming the tensor and
+ * the dtypes that do hold it.
+ */
+export function f16RangeError(where: string, value: number, index: number): MetalaError {
+  return new MetalaError("weights", `${where} holds ${value} (element ${index}), which f16 cannot store (finite, |x| <= 65504): load it with --dtype f32, q8 or q4`);
+}
+
+/** Throws f16RangeError for the first value of `values` f16 cannot hold. */
+export function checkF16Range(values: Float32Array, where: string): void {
+  for (let i = 0; i < values.length; i++) if (!(Math.abs(values[i]) < 65520)) throw f16RangeError(where, values[i], i);
 }
