@@ -43,6 +43,23 @@ function f16Bits(x: f32): u16 {
   return <u16>(sign | h);
 }
 
+/**
+ * Index of the first of n f32 at src that f16 storage cannot hold (not
+ * finite, or |x| >= 65520, which rounds to infinity), or -1: the load
+ * refuses such a tensor at --dtype f16 (f16Bits would store infinity, and
+ * the decode's exponent rebase reads that as 65536 or more). n a multiple of 4.
+ */
+export function firstNonF16(src: usize, n: i32): i32 {
+  const magnitude = i32x4.splat(0x7fffffff), limit = i32x4.splat(0x477fefff); // the bits of 65520 - 1 ulp
+  const end = src + (<usize>n << 2);
+  for (let p = src; p < end; p += 16) {
+    if (v128.any_true(i32x4.gt_s(v128.and(v128.load(p), magnitude), limit))) {
+      for (let i = 0; i < 4; i++) if (!(abs(load<f32>(p + (<usize>i << 2))) < 65520)) return <i32>((p - src) >> 2) + i;
+    }
+  }
+  return -1;
+}
+
 // Slot of weight j of a group of 8 in layout F16: w0 w4 w1 w5 w2 w6 w3 w7.
 // @ts-ignore: decorator
 @inline function f16Slot(j: i32): i32 {

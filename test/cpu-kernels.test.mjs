@@ -10,34 +10,15 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { wasmFeatures } from "../dist/cpu/features.js";
-import { compileKernels, instantiateKernels, FMT } from "../dist/cpu/kernels.js";
+import { FMT } from "../dist/cpu/kernels.js";
 import { matrixBytes, inputBytes } from "../dist/cpu/layout.js";
 import * as mm from "../dist/cpu/matmat-layout.js";
 import * as ref from "../dist/reference/ops.js";
 import { seededRandom, uniform } from "./helpers/random-model.mjs";
+import { kernelHarness } from "./helpers/wasm-kernels.mjs";
 
-const features = await wasmFeatures();
-const { module, build } = await compileKernels(features, features.threads);
+const { k, build, buf, alloc, put, get } = await kernelHarness(256);
 if (process.env.METALA_TEST_SAY_BUILD) console.log(`kernels build: ${build}`);
-const memory = new WebAssembly.Memory({ initial: 256, maximum: 256, shared: features.threads });
-const k = instantiateKernels(module, memory);
-const buf = memory.buffer;
-let top = 65536;
-const alloc = (bytes) => {
-  const p = top;
-  top += Math.ceil(bytes / 64) * 64;
-  return p;
-};
-test.before.each(() => {
-  top = 65536;
-});
-const put = (arr) => {
-  const p = alloc(arr.length * 4);
-  new Float32Array(buf, p, arr.length).set(arr);
-  return p;
-};
-const get = (p, n) => Float64Array.from(new Float32Array(buf, p, n));
 /** Stores W ([rows, cols] f32) in layout `dtype` with the load-time converter (quantizeRows, split over two calls). */
 function storeMatrix(dtype, W, rows, cols) {
   const wp = alloc(matrixBytes(dtype, rows, cols));
@@ -313,6 +294,19 @@ test("the host's mat-mat sizes (src/cpu/matmat-layout.ts) = the kernels' own", (
           assert.is(mm.preparedBytes(fmt, T, cols), Number(k.preparedBytes(fmt, T, cols)), `preparedBytes ${what}`);
           assert.is(mm.matMatScratchBytes(fmt | prepared, T, cols), Number(k.matMatScratchBytes(fmt | prepared, T, cols)), `matMatScratchBytes ${what}${prepared ? " prepared" : ""}`);
         }
+});
+
+test("firstNonF16: the first value f16 cannot store (|x| >= 65520, inf, NaN) at every lane, -1 when all fit", () => {
+  const clean = Float32Array.from({ length: 64 }, (_, i) => (i % 2 ? -1 : 1) * (i === 5 ? 65519.99 : i === 9 ? 65504 : i * 1000));
+  assert.is(k.firstNonF16(put(clean), clean.length), -1);
+  for (const bad of [65520, -65520, 1e30, Infinity, -Infinity, NaN])
+    for (const at of [0, 1, 2, 3, 6, 63]) {
+      const x = clean.slice();
+      x[at] = bad;
+      x[at + 1 < 64 ? 63 : 0] = NaN; // a later bad value does not hide the first
+      if (at === 63) x[0] = 0;
+      assert.is(k.firstNonF16(put(x), x.length), at, `${bad} at ${at}`);
+    }
 });
 
 test("rmsNorm and layerNorm = reference", () => {

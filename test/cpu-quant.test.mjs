@@ -18,7 +18,10 @@ import { createWasmEngine } from "../dist/cpu/engine.js";
 import { parseConfig } from "../dist/model/config.js";
 import { randomWeightSource } from "../dist/model/preset.js";
 import { nll } from "../dist/reference/ops.js";
+import { layerTensorName } from "../dist/model/names.js";
+import { editedSource } from "./helpers/edited-source.mjs";
 import { loadFixture, openFixtureModel } from "./helpers/fixtures.mjs";
+import { rejects } from "./helpers/rejects.mjs";
 
 const LIMITS = {
   "tiny-f32": { f16: [0.99, 0.002], q8: [0.95, 0.03], q4: [0.9, 0.35] },
@@ -80,6 +83,16 @@ test("tiny-f32 fixture: f16, q8, q4 agree with f32 within the stated limits", as
 test("random d=256 model (4 layers, vocab 2000): f16, q8, q4 agree with f32 within the stated limits", async () => {
   const config = parseConfig({ model_type: "metala", decoder_embed_dim: 256, decoder_layers: 4, decoder_attention_heads: 4, glu_dim: 512, vocab_size: 2000, tie_word_embeddings: false });
   await check("random256", randomWeightSource(config, "random256", 3));
+});
+
+test("f16 storage: a value f16 cannot hold is refused at load, naming the tensor; the largest f16 loads", async () => {
+  const config = parseConfig({ model_type: "metala", decoder_embed_dim: 64, decoder_layers: 1, decoder_attention_heads: 2, glu_dim: 64, vocab_size: 50 });
+  const l3 = layerTensorName(0, "l3");
+  const poked = (value) => editedSource(randomWeightSource(config, "poked", 1), (name, a) => name === l3 && (a[7] = value));
+  for (const value of [65520, -1e6, Infinity, NaN])
+    await rejects(() => createWasmEngine(poked(value), { dtype: "f16", threads: 1 }), "weights", [l3, "f16", "--dtype f32"]);
+  for (const value of [65504, -65519]) await (await createWasmEngine(poked(value), { dtype: "f16", threads: 1 })).dispose();
+  await (await createWasmEngine(poked(1e6), { dtype: "f32", threads: 1 })).dispose();
 });
 
 test.run();

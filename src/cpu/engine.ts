@@ -115,7 +115,7 @@ export async function createWasmEngine(source: WeightSource, opts: WasmEngineOpt
   const kernels = instantiateKernels(module, memory);
   const pool = await ThreadPool.create(kernels, module, memory, threads);
   try {
-    await loadWeights(source, weights, buf, pool, staging);
+    await loadWeights(source, weights, buf, kernels, pool, staging);
   } catch (e) {
     pool.dispose();
     throw e;

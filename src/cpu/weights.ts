@@ -7,9 +7,10 @@
  */
 import { MetalaError } from "../errors.js";
 import type { MetalaConfig } from "../model/config.js";
+import { f16RangeError } from "../model/dtype.js";
 import { EMBED, FINAL_NORM_BIAS, FINAL_NORM_WEIGHT, LM_HEAD, layerTensorName, type LayerTensor } from "../model/names.js";
 import type { WeightSource } from "../model/source.js";
-import { FMT, type WeightDType } from "./kernels.js";
+import { FMT, type Kernels, type WeightDType } from "./kernels.js";
 import { matrixBytes, rowBytes } from "./layout.js";
 import type { ThreadPool } from "./pool.js";
 
@@ -159,7 +160,7 @@ export function stagingBytes(c: MetalaConfig, plan: WeightPlan): number {
  * in the same memory and converted by the quantizeRows kernel on all
  * threads, so that no tensor ever exists twice outside the wasm memory.
  */
-export async function loadWeights(source: WeightSource, plan: WeightPlan, buf: ArrayBufferLike, pool: ThreadPool, staging: number): Promise<void> {
+export async function loadWeights(source: WeightSource, plan: WeightPlan, buf: ArrayBufferLike, kernels: Kernels, pool: ThreadPool, staging: number): Promise<void> {
   const c = source.config;
   const checkShape = (name: string, shape: number[]) => {
     if (!source.has(name)) throw new MetalaError("weights", `${source.label}: tensor ${name} is missing`);
@@ -185,7 +186,9 @@ export async function loadWeights(source: WeightSource, plan: WeightPlan, buf: A
       continue;
     }
     const at = topStaging(plan, p) ?? staging;
-    await source.read(p.name, new Float32Array(buf, at, p.rows * p.m.cols));
+    const staged = await source.read(p.name, new Float32Array(buf, at, p.rows * p.m.cols));
+    const bad = p.m.dtype === "f16" ? kernels.firstNonF16(at, staged.length) : -1;
+    if (bad >= 0) throw f16RangeError(`${source.label}: tensor ${p.name}`, staged[bad], bad);
     pool.run("quantizeRows", p.rows, 1, [p.m.fmt, at, dest, p.m.cols]);
   }
 

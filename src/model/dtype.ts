@@ -53,8 +53,3 @@ export function convertBF16ToF32(src: Uint16Array, dest: Float32Array): void {
 export function f16RangeError(where: string, value: number, index: number): MetalaError {
   return new MetalaError("weights", `${where} holds ${value} (element ${index}), which f16 cannot store (finite, |x| <= 65504): load it with --dtype f32, q8 or q4`);
 }
-
-/** Throws f16RangeError for the first value of `values` f16 cannot hold. */
-export function checkF16Range(values: Float32Array, where: string): void {
-  for (let i = 0; i < values.length; i++) if (!(Math.abs(values[i]) < 65520)) throw f16RangeError(where, values[i], i);
-}
