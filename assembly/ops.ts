@@ -304,49 +304,6 @@ export function glaStep(S: usize, q: usize, alpha: usize, v: usize, ld: i32, k: 
   }
 }
 
-// @ts-ignore: decorator
-@inline function selfAugmentHead(o: usize, q: usize, k: usize, wAug: usize, v: usize, h: i32, K: i32, V: i32): void {
-  let w: f64 = 0;
-  for (let i = 0; i < K; i++) { const c = h * K + i; w += <f64>f(q, c) * f(k, c) * f(wAug, c); }
-  const wv = f32x4.splat(<f32>w);
-  const oh = o + (<usize>(h * V) << 2), vh = v + (<usize>(h * V) << 2);
-  for (let j: usize = 0; j < (<usize>V << 2); j += 16) v128.store(oh + j, f32x4.add(v128.load(oh + j), sigmoid4(f32x4.mul(wv, v128.load(vh + j)))));
-}
-
-// LayerNorm of one head's V features (eps 1e-5, no affine) in place, on f32x4.
-// @ts-ignore: decorator
-@inline function headNormHead(oh: usize, V: i32): void {
-  const n = <usize>V << 2;
-  let sum = f32x4.splat(0);
-  for (let j: usize = 0; j < n; j += 16) sum = f32x4.add(sum, v128.load(oh + j));
-  const mean = f32x4.splat(hsum(sum) / <f32>V);
-  let sq = f32x4.splat(0);
-  for (let j: usize = 0; j < n; j += 16) { const c = f32x4.sub(v128.load(oh + j), mean); sq = madd(c, c, sq); }
-  const inv = f32x4.splat(<f32>(1 / Math.sqrt(<f64>hsum(sq) / V + 1e-5)));
-  for (let j: usize = 0; j < n; j += 16) v128.store(oh + j, f32x4.mul(f32x4.sub(v128.load(oh + j), mean), inv));
-}
-
-// o = silu(g) * o over n (a multiple of 4) features.
-// @ts-ignore: decorator
-@inline function gateRange(g: usize, o: usize, n: i32): void {
-  for (let j: usize = 0; j < (<usize>n << 2); j += 16) v128.store(o + j, f32x4.mul(silu4(v128.load(g + j)), v128.load(o + j)));
-}
-
-/** o_h += sigmoid((q_h . (k_h * w_aug_h)) * v_h) per head (q unscaled), one token. */
-export function selfAugment(o: usize, q: usize, k: usize, wAug: usize, v: usize, H: i32, K: i32, V: i32): void {
-  for (let h = 0; h < H; h++) selfAugmentHead(o, q, k, wAug, v, h, K, V);
-}
-
-/** LayerNorm over each head's V (a multiple of 4) features, eps 1e-5, no affine, in place; one token. */
-export function headNorm(o: usize, H: i32, V: i32): void {
-  for (let h = 0; h < H; h++) headNormHead(o + (<usize>(h * V) << 2), V);
-}
-
-/** o = silu(g) * o over n (a multiple of 4) features, one token. */
-export function gateOutput(g: usize, o: usize, n: i32): void {
-  gateRange(g, o, n);
-}
-
 /**
  * The token mixer from the projections to out_proj's input, for heads
  * [h0, h1) and T tokens: g bias, decay and key, the GLA step,
@@ -381,14 +338,12 @@ export function tokenMixerHeads(S: usize, P: usize, ld: i32, k: usize, gBias: us
 
 // One head's output after its GLA step (one token): self-augmentation,
 // head norm and the silu(g + g bias) gate in three passes over its V
-// outputs (V a multiple of 4) instead of selfAugment, headNorm and gate's
-// five and a pass adding the bias into g: o += sigmoid(w v) while summing
-// for the mean, the variance, then (o - mean) * inv * silu(g + b); w, the
-// sum of q k w_aug over the head's K, on f32 lanes (selfAugment sums in
-// f64); otherwise the same arithmetic per element as those ops. Measured
-// inside q8 decode steps of metala-380m (two threads, the two versions
-// alternated step by step in one process): the token mixer job 30.0 ->
-// 28.9 and 31.8 -> 30.6 us a layer, the step 0.3% faster.
+// outputs (V a multiple of 4): o += sigmoid(w v) while summing for the
+// mean, then the variance, then (o - mean) * inv * silu(g + b); w, the sum
+// of q k w_aug over the head's K, on f32 lanes. Measured inside q8 decode
+// steps of metala-380m against one pass per op and one adding the bias
+// into g (two threads, alternated step by step in one process): the token
+// mixer job 30.0 -> 28.9 and 31.8 -> 30.6 us a layer, the step 0.3% faster.
 // @ts-ignore: decorator
 @inline function mixerTail(oh: usize, qh: usize, kh: usize, wh: usize, vh: usize, gh: usize, bh: usize, K: i32, V: i32): void {
   let acc = f32x4.splat(0);

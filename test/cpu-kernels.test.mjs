@@ -393,23 +393,6 @@ test("glaStep over heads and tokens = reference glaStep (its four-row pass, and 
   }
 });
 
-test("selfAugment, headNorm, gateOutput = reference", () => {
-  const H = 2, K = 8, V = 16, dk = H * K, d = H * V;
-  const o = f64(d), q = f64(dk), kk = f64(dk, 0.5), v = f64(d, 2), g = f64(d, 3);
-  const w = uniform(rand, dk, 1);
-  const op = put(o);
-  k.selfAugment(op, put(q), put(kk), put(w), put(v), H, K, V);
-  const r32 = (a) => Float64Array.from(new Float32Array(a));
-  const aug = ref.selfAugment(r32(o), r32(q), r32(kk), w, r32(v), { H, K, V });
-  close(get(op, d), aug, 1e-6, "selfAugment");
-  const normed = ref.headNorm(get(op, d), H, V);
-  k.headNorm(op, H, V);
-  close(get(op, d), normed, 1e-5, "headNorm");
-  const gp = put(g);
-  k.gateOutput(gp, op, d);
-  close(get(op, d), ref.gateOutput(r32(g), normed), 1e-5, "gateOutput");
-});
-
 test("glu with every glu_act = reference activation times the second half", () => {
   const names = ["silu", "gelu", "relu", "elu", "sigmoid", "leak", "1+elu", "2+elu", "sine"];
   const n = 40, T = 2;

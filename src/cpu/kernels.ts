@@ -24,9 +24,6 @@ export interface Kernels {
   rmsConvStep(state: number, x: number, weight: number, out: number, d: number, qfmt: number, q: number, r0: number, r1: number, tid: number): void;
   decayKey(a: number, ld: number, k: number, n: number, T: number): void;
   glaStep(S: number, q: number, alpha: number, v: number, ld: number, k: number, o: number, H: number, K: number, V: number, T: number, h0: number, h1: number, tid: number): void;
-  selfAugment(o: number, q: number, k: number, wAug: number, v: number, H: number, K: number, V: number): void;
-  headNorm(o: number, H: number, V: number): void;
-  gateOutput(g: number, o: number, n: number): void;
   tokenMixerHeads(S: number, P: number, ld: number, k: number, gBias: number, wAug: number, o: number, H: number, K: number, V: number, T: number, qfmt: number, q: number, h0: number, h1: number, tid: number): void;
   addBias(y: number, ld: number, b: number, n: number, T: number): void;
   glu(h: number, out: number, n: number, act: number, T: number, qfmt: number, q: number, r0: number, r1: number, tid: number): void;
