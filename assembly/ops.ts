@@ -76,20 +76,38 @@ function activation(act: i32, x: f64): f64 {
   }
 }
 
-/** y = x / sqrt(mean(x^2) + 1e-6) for T rows of n (x and y may alias); the sum of squares in four f32 lanes. */
+// 1 / sqrt(mean(x^2) + 1e-6) of one row of n floats: rmsNorm's factor, and
+// what a one-token kernel that applies the RMS norm before it to its own
+// share of the row computes from the whole row itself (a fraction of a
+// microsecond), so that none of the job's threads waits for another. Four
+// accumulators: one would chain every add through its latency.
+function rmsInv(x: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const p = x + (<usize>i << 2);
+    const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+    a0 = madd(v0, v0, a0);
+    a1 = madd(v1, v1, a1);
+    a2 = madd(v2, v2, a2);
+    a3 = madd(v3, v3, a3);
+  }
+  for (; i + 4 <= n; i += 4) { const v = v128.load(x + (<usize>i << 2)); a0 = madd(v, v, a0); }
+  let ss = <f64>hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; i < n; i++) { const v = <f64>f(x, i); ss += v * v; }
+  return <f32>(1 / Math.sqrt(ss / n + 1e-6));
+}
+
+/** y = x / sqrt(mean(x^2) + 1e-6) for T rows of n (x and y may alias). */
 export function rmsNorm(x: usize, y: usize, n: i32, T: i32): void {
   for (let t = 0; t < T; t++) {
     const xr = x + (<usize>(t * n) << 2);
     const yr = y + (<usize>(t * n) << 2);
-    let acc = f32x4.splat(0);
-    let i = 0;
-    for (; i + 4 <= n; i += 4) { const v = v128.load(xr + (<usize>i << 2)); acc = madd(v, v, acc); }
-    let ss = <f64>hsum(acc);
-    for (let j = i; j < n; j++) { const v = <f64>f(xr, j); ss += v * v; }
-    const inv = <f32>(1 / Math.sqrt(ss / n + 1e-6));
+    const inv = rmsInv(xr, n);
     const iv = f32x4.splat(inv);
-    for (let j = 0; j + 4 <= n; j += 4) v128.store(yr + (<usize>j << 2), f32x4.mul(v128.load(xr + (<usize>j << 2)), iv));
-    for (let j = i; j < n; j++) store<f32>(yr + (<usize>j << 2), f(xr, j) * inv);
+    let j = 0;
+    for (; j + 4 <= n; j += 4) v128.store(yr + (<usize>j << 2), f32x4.mul(v128.load(xr + (<usize>j << 2)), iv));
+    for (; j < n; j++) store<f32>(yr + (<usize>j << 2), f(xr, j) * inv);
   }
 }
 
@@ -110,24 +128,6 @@ export function layerNorm(x: usize, y: usize, weight: usize, bias: usize, n: i32
       put(yr, i, v);
     }
   }
-}
-
-// 1 / sqrt(mean(x^2) + 1e-6) of one row of n floats (a multiple of 16), for
-// a one-token kernel that applies the RMS norm before it to its own share
-// of the row: each thread of the job computes it from the whole row itself
-// (a fraction of a microsecond), so none waits for another. Four
-// accumulators: one would chain every add through its latency.
-function rmsInv(x: usize, n: i32): f32 {
-  const end = x + (<usize>n << 2);
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-  for (let p = x; p < end; p += 64) {
-    const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
-    a0 = madd(v0, v0, a0);
-    a1 = madd(v1, v1, a1);
-    a2 = madd(v2, v2, a2);
-    a3 = madd(v3, v3, a3);
-  }
-  return <f32>(1 / Math.sqrt(<f64>hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))) / n + 1e-6));
 }
 
 /** x_0 = embed[token] * scale into dst (d floats), from a table in any storage layout. */
