@@ -16,11 +16,15 @@ export interface GemmTile {
  * (short prompts, narrow projections). Measured on an H200 (Dawn/Vulkan):
  * 128x64 with 8x4 per thread runs the projections at 30-34 TFLOP/s; a
  * 128x128 (8x8 per thread) tile was no faster where it worked and fell to
- * 1-2 TFLOP/s with the residual epilogue, so it is not offered.
+ * 1-2 TFLOP/s with the residual epilogue, so it is not offered. The 64x64
+ * tile gives each of its 128 threads 8x4 outputs, like the big one: against
+ * 4x4 on 256 threads, 0.75-0.97x the time of every residual product at
+ * M = 512 ... 4096 (benchGemm, best of 3), and 8x8-per-thread or 64x128
+ * tiles were slower still.
  */
 export const GEMM_TILES: Record<string, GemmTile> = {
   t128x64: { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
-  t64x64: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 },
+  t64x64: { BM: 64, BN: 64, BK: 16, TM: 8, TN: 4 },
   t32x64: { BM: 32, BN: 64, BK: 16, TM: 4, TN: 4 },
   t64x32: { BM: 64, BN: 32, BK: 16, TM: 4, TN: 4 },
 };
@@ -62,7 +66,10 @@ export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile>
  */
 export function chooseSplits(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): number {
   if (M <= 1) return 1;
-  const big = Object.values(plan.tiles)[0];
+  const [big, next] = Object.values(plan.tiles);
+  // the next tile filling the GPU unsplit beats splitting the big one: the same time for the
+  // product, and no partial sums for the next kernel to fold
+  if (next && Math.ceil(M / next.BM) * Math.ceil(N / next.BN) >= ENOUGH_WORKGROUPS) return 1;
   const tiles = Math.ceil(M / big.BM) * Math.ceil(N / big.BN);
   let splits = 1;
   for (const s of SPLIT_COUNTS) {
@@ -71,6 +78,30 @@ export function chooseSplits(M: number, N: number, K: number, plan: GemmPlan = G
     if (tiles * s >= ENOUGH_WORKGROUPS) break;
   }
   return splits;
+}
+
+/**
+ * Tile and split-K count of a residual product (attention out and GLU down:
+ * N = d, narrow, and down has the longest K). These run best with more,
+ * shorter workgroups than chooseSplits gives them: measured on an H200 at
+ * M = 512, 1024, 2048, 4096 (metala-380m, best of 3 each), the largest tile
+ * where some split of K gives it 1024 workgroups (M >= 2048), else the next
+ * tile at 512 (M = 512, 1024), came within 1.5% of the best of 3 tiles x
+ * 3 splits for the pair, where chooseSplits' choice was 4.5-9.5% slower
+ * (down at M = 2048: 406 us unsplit, 359 in 4 slices). Elsewhere (a plan
+ * without a second tile, short chunks) it falls back to chooseSplits.
+ */
+export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
+  const [big, next] = Object.values(plan.tiles);
+  for (const [tile, enough] of [[big, 1024], [next, 512]] as const) {
+    if (!tile || M <= 1) continue;
+    for (const s of SPLIT_COUNTS) {
+      if (K / s < plan.minSplitK) break;
+      if (Math.ceil(M / tile.BM) * Math.ceil(N / tile.BN) * s >= enough) return { tile, splits: s };
+    }
+  }
+  const splits = chooseSplits(M, N, K, plan);
+  return { tile: chooseTile(M, N, plan.tiles, splits), splits };
 }
 
 export const GEMM_BINDINGS: BindingKind[] = ["uniform", "uniform", "read", "read", "read", "rw"];
