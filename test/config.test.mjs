@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { MetalaError } from "../dist/errors.js";
 import { parameterCount, parseConfig } from "../dist/model/config.js";
 import { expectedTensors } from "../dist/model/names.js";
-import { metalaTensors } from "./helpers/safetensors-writer.mjs";
+import { configJson, metalaTensors } from "./helpers/safetensors-writer.mjs";
 
 function refused(raw, mentions) {
   try {
@@ -96,16 +96,7 @@ test("expectedTensors lists exactly the official names and shapes (spec section 
     { d: 32, layers: 1, heads: 4, glu: 48, vocab: 50, bias: true, layernorm: true, untied: true },
   ];
   for (const c of shapes) {
-    const cfg = parseConfig({
-      decoder_embed_dim: c.d,
-      decoder_layers: c.layers,
-      decoder_attention_heads: c.heads,
-      glu_dim: c.glu,
-      vocab_size: c.vocab,
-      bias: !!c.bias,
-      norm_type: c.layernorm ? "layernorm" : "simplermsnorm",
-      tie_word_embeddings: !c.untied,
-    });
+    const cfg = parseConfig(configJson(c, { tie_word_embeddings: !c.untied }));
     const official = new Map(metalaTensors({ ...c, untied: true }).map((t) => [t.name, t.shape]));
     const ours = expectedTensors(cfg);
     assert.equal(new Map(ours.map((t) => [t.name, t.shape])), official);
