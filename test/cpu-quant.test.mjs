@@ -12,6 +12,11 @@
 // flips many near-ties: measured 0.42-0.97 agreement, dNLL +0.14..+0.6. The
 // bounds below sit under the measured worst with some margin, and far above
 // what a wrong layout or scale gives (agreement near 1/vocab, dNLL of nats).
+// The relaxed-SIMD build (what the CLI runs where the host has it) has its
+// own q4 input path: the last test re-runs this file in a child Node with
+// relaxed SIMD enabled, so both builds meet the same limits.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createWasmEngine } from "../dist/cpu/engine.js";
@@ -60,6 +65,7 @@ async function check(label, source) {
   const { text, f32Nll } = await greedyText(source);
   for (const [dtype, [minAgree, maxDelta]] of Object.entries(LIMITS[label])) {
     const engine = await createWasmEngine(source, { dtype, threads: 2 });
+    if (process.env.METALA_TEST_SAY_BUILD) console.log(`engine: ${engine.description}`);
     const prefilled = await engine.createSession().prefill(text, "all");
     const s = engine.createSession();
     const stepped = [];
@@ -94,5 +100,14 @@ test("f16 storage: a value f16 cannot hold is refused at load, naming the tensor
   for (const value of [65504, -65519]) await (await createWasmEngine(poked(value), { dtype: "f16", threads: 1 })).dispose();
   await (await createWasmEngine(poked(1e6), { dtype: "f32", threads: 1 })).dispose();
 });
+
+if (!process.execArgv.includes("--experimental-wasm-relaxed-simd")) {
+  test("the relaxed-SIMD build meets the same limits (this file in a child Node with the flag)", () => {
+    const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", fileURLToPath(import.meta.url)], { encoding: "utf8", timeout: 300_000, env: { ...process.env, METALA_TEST_SAY_BUILD: "1" } });
+    if (r.status !== 0 && /relaxed/.test(r.stderr) && /bad option/.test(r.stderr)) return; // a Node without the flag
+    assert.is(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /engine: wasm relaxed-simd q8/);
+  });
+}
 
 test.run();
