@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { gpuOrSkip, randomArray, relError } from "./gpu-support.mjs";
 
 const { Pipelines, uploadF32, uniformU32, storageBuffer } = await import("../dist/gpu/pipelines.js");
-const { GemmOp, GEMM_TILES, GEMM_PLAN, chooseResidual, chooseSplits, chooseTile } = await import("../dist/gpu/gemm.js");
+const { GemmOp, GEMM_TILES, GEMM_PLAN, chooseProduct, chooseResidual, chooseSplits, chooseTile } = await import("../dist/gpu/gemm.js");
 const { readF32 } = await import("../dist/gpu/readback.js");
 
 // Plain float64 loops, the definition of each epilogue.
@@ -86,25 +86,30 @@ async function runGemm(ctx, { M, N, K, lda, epilogue, act = "silu", tile, C0, aO
 test("tile and split-K choice: residual products, projections, GLU", () => {
   const { t128x64, t64x64 } = GEMM_TILES;
   const residual = (M) => chooseResidual(M, 1024, 1024);
-  assert.equal(residual(512), { tile: t64x64, splits: 4 });
-  assert.equal(residual(1024), { tile: t64x64, splits: 2 });
+  // the big tile where 4 slices at most give it 1024 workgroups
   assert.equal(residual(2048), { tile: t128x64, splits: 4 });
   assert.equal(residual(4096), { tile: t128x64, splits: 2 });
+  // else the 64x64 tile with the most slices that fit one round (660 workgroups)
+  assert.equal(residual(512), { tile: t64x64, splits: 4 });
+  assert.equal(residual(704), { tile: t64x64, splits: 2 });
+  assert.equal(residual(1024), { tile: t64x64, splits: 2 });
+  assert.equal(residual(1536), { tile: t64x64, splits: 1 });
   // too short for either rule: chooseSplits' choice
   assert.equal(residual(128), { tile: chooseTile(128, 1024, GEMM_TILES, chooseSplits(128, 1024, 1024)), splits: chooseSplits(128, 1024, 1024) });
   // a slice may not be shorter than minSplitK
-  assert.equal(chooseResidual(512, 1024, 1024, { ...GEMM_PLAN, minSplitK: 512 }).splits, 2);
-  // the projections at 512 tokens: the 64x64 tile fills the GPU unsplit (384 workgroups), so no K split
-  assert.is(chooseSplits(512, 3072, 1024), 1);
-  assert.is(chooseTile(512, 3072, GEMM_TILES, 1), t64x64);
-  // 128 tokens: only splitting fills it
-  assert.ok(chooseSplits(128, 3072, 1024) > 1);
-  // the GLU at 512: the big tile alone gives 352 workgroups
-  assert.is(chooseSplits(512, 5632, 1024), 1);
-  assert.is(chooseTile(512, 5632, GEMM_TILES, 1), t128x64);
+  assert.equal(chooseResidual(512, 1024, 1024, { ...GEMM_PLAN, minSplitK: 512 }), { tile: t64x64, splits: 2 });
+  // the projections: the 64x64 tile unsplit where 128x64 leaves a round unfilled and 64x64 fits one
+  assert.equal(chooseProduct(512, 3072, 1024), { tile: t64x64, splits: 1 });
+  assert.equal(chooseProduct(704, 3072, 1024), { tile: t64x64, splits: 1 });
+  assert.equal(chooseProduct(1024, 3072, 1024), { tile: t128x64, splits: 1 });
+  // 128 tokens: only splitting fills the GPU
+  assert.ok(chooseProduct(128, 3072, 1024).splits > 1);
+  // the GLU at 512: 352 workgroups of 128x64 (704 of 64x64 would be more than a round)
+  assert.equal(chooseProduct(512, 5632, 1024), { tile: t128x64, splits: 1 });
   // a plan of one tile (software adapters) falls back to chooseSplits everywhere
   const one = { tiles: { t64x64 }, minSplitK: 256 };
   assert.equal(chooseResidual(512, 1024, 1024, one), { tile: t64x64, splits: chooseSplits(512, 1024, 1024, one) });
+  assert.equal(chooseProduct(512, 3072, 1024, one), { tile: t64x64, splits: chooseSplits(512, 3072, 1024, one) });
 });
 
 test("gemm store: every tile shape, ragged M and N, K not a multiple of the K step", async () => {

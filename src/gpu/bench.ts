@@ -1,6 +1,6 @@
 import type { GluActivation } from "../model/config.js";
 import { openDevice, type GpuContext } from "./device.js";
-import { GEMM_PLAN, GEMM_TILES, GemmOp, MAX_SPLITS, SPLIT_COUNTS, chooseResidual, chooseSplits, chooseTile, type GemmEpilogue, type GemmTile } from "./gemm.js";
+import { GEMM_PLAN, GEMM_TILES, GemmOp, MAX_SPLITS, SPLIT_COUNTS, chooseProduct, chooseResidual, type GemmEpilogue, type GemmTile } from "./gemm.js";
 import { GEMM_FAMILIES, OP_FAMILIES, type GpuForward, type OpFamily } from "./forward.js";
 import { Pipelines, storageBuffer, uniformU32 } from "./pipelines.js";
 import { warmUp } from "../runtime/warm-up.js";
@@ -62,7 +62,7 @@ export async function benchGemm(
     };
     const op = await GemmOp.create(p, { N, K, lda: K, ldc: outCols }, epilogue, act, bufs, tiles, wtype);
     // what the forward pass picks: the residual-adding products ("add") have their own rule
-    const { tile: chosen, splits: chosenSplits } = epilogue === "add" ? chooseResidual(M, N, K, { ...GEMM_PLAN, tiles }) : { tile: chooseTile(M, N, tiles, chooseSplits(M, N, K)), splits: chooseSplits(M, N, K) };
+    const { tile: chosen, splits: chosenSplits } = (epilogue === "add" ? chooseResidual : chooseProduct)(M, N, K, { ...GEMM_PLAN, tiles });
     const reps = Math.max(3, Math.min(200, Math.round(2e11 / (2 * M * N * K))));
     for (const splits of SPLIT_COUNTS)
       for (const [name, tile] of Object.entries(tiles)) {

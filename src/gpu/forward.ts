@@ -1,6 +1,6 @@
 import type { MetalaConfig } from "../model/config.js";
 import { cdiv, GLA_CHUNK, makeDispatch, modelDefs, type Dispatch } from "./dispatch.js";
-import { chooseResidual, chooseSplits, GEMM_PLAN, GemmOp, MAX_SPLITS, type GemmPlan } from "./gemm.js";
+import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, type GemmPlan } from "./gemm.js";
 import { GlaOp } from "./gla.js";
 import { gluActSource, storageBuffer, uniformU32, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
@@ -15,11 +15,15 @@ import type { GpuWeights } from "./weights.js";
 export function splitsOf(T: number, c: MetalaConfig, plan: GemmPlan) {
   const d = c.hiddenSize;
   const residual = chooseResidual(T, d, Math.min(d, c.gluDim), plan);
+  const proj = chooseProduct(T, modelDefs(c).NP, d, plan);
+  const glu = chooseProduct(T, 2 * c.gluDim, d, plan);
   return {
     residual: residual.splits,
     residualTile: residual.tile,
-    proj: chooseSplits(T, modelDefs(c).NP, d, plan),
-    glu: chooseSplits(T, 2 * c.gluDim, d, plan),
+    proj: proj.splits,
+    projTile: proj.tile,
+    glu: glu.splits,
+    gluTile: glu.tile,
   };
 }
 
@@ -227,13 +231,13 @@ export class GpuForward {
           l.conv.encode(pass, T, nC);
         }
       }
-      if (on("qkvg")) l.qkvg.encode(pass, T, undefined, splits.proj);
+      if (on("qkvg")) l.qkvg.encode(pass, T, T > 1 ? splits.projTile : undefined, splits.proj);
       if (on("gla")) l.gla.encode(pass, T, nC);
       if (on("out")) l.out.encode(pass, T, T > 1 ? splits.residualTile : undefined, splits.residual);
       // a decode step's GLU product normalises its input itself
       if (on("norm+conv") && T > 1) l.channelNorm.encode(pass, T, nC);
       if (on("glu")) {
-        l.glu.encode(pass, T, undefined, splits.glu);
+        l.glu.encode(pass, T, T > 1 ? splits.gluTile : undefined, splits.glu);
         if (splits.glu > 1) l.gluFold!.encode(pass, T, nC);
       }
       if (on("down")) l.down.encode(pass, T, T > 1 ? splits.residualTile : undefined, splits.residual);

@@ -37,6 +37,16 @@ export const GEMM_TILES: Record<string, GemmTile> = {
  */
 const ENOUGH_WORKGROUPS = 256;
 
+/**
+ * Workgroups of the two largest tiles an H200 runs at once (132
+ * multiprocessors; 3 of 128x64 on 256 threads, 5 of 64x64 on 128), read off
+ * GEMM sweeps at M = 512 ... 1536: a few more than a round holds cost nearly
+ * a second round (64x64, 1024 x 1024 in 4 K slices: 640 workgroups 45.6 us,
+ * 704 workgroups 77.9 us; the q, k, v, g projection at M = 704: 288 of
+ * 128x64, a round not full, 197 us, against 528 of 64x64 in 135 us).
+ */
+const ROUND = { big: 396, next: 660 };
+
 /** Split-K counts a product whose sums a later kernel adds up (gemm.wgsl SPLIT) may use. */
 export const SPLIT_COUNTS = [1, 2, 4] as const;
 export const MAX_SPLITS = SPLIT_COUNTS[SPLIT_COUNTS.length - 1];
@@ -66,10 +76,7 @@ export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile>
  */
 export function chooseSplits(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): number {
   if (M <= 1) return 1;
-  const [big, next] = Object.values(plan.tiles);
-  // the next tile filling the GPU unsplit beats splitting the big one: the same time for the
-  // product, and no partial sums for the next kernel to fold
-  if (next && Math.ceil(M / next.BM) * Math.ceil(N / next.BN) >= ENOUGH_WORKGROUPS) return 1;
+  const big = Object.values(plan.tiles)[0];
   const tiles = Math.ceil(M / big.BM) * Math.ceil(N / big.BN);
   let splits = 1;
   for (const s of SPLIT_COUNTS) {
@@ -80,26 +87,45 @@ export function chooseSplits(M: number, N: number, K: number, plan: GemmPlan = G
   return splits;
 }
 
+const workgroups = (t: GemmTile, M: number, N: number, splits: number) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * splits;
+
+/**
+ * Tile and split-K count of the projections (q, k, v, g) and the GLU
+ * product: where the big tile leaves a round of the GPU unfilled and the
+ * next tile fits one round unsplit, the next tile unsplit (the same time or
+ * less, and no partial sums for the next kernel to fold: T = 512, q, k, v,
+ * g: 107 us either way; 704: 197 -> 135 us); else chooseSplits' slices and
+ * chooseTile's tile.
+ */
+export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
+  const [big, next] = Object.values(plan.tiles);
+  if (M > 1 && next && workgroups(big, M, N, 1) < ROUND.big) {
+    const w = workgroups(next, M, N, 1);
+    if (w >= ENOUGH_WORKGROUPS && w <= ROUND.next) return { tile: next, splits: 1 };
+  }
+  const splits = chooseSplits(M, N, K, plan);
+  return { tile: chooseTile(M, N, plan.tiles, splits), splits };
+}
+
 /**
  * Tile and split-K count of a residual product (attention out and GLU down:
  * N = d, narrow, and down has the longest K). These run best with more,
  * shorter workgroups than chooseSplits gives them: measured on an H200 at
- * M = 512, 1024, 2048, 4096 (metala-380m, best of 3 each), the largest tile
- * where some split of K gives it 1024 workgroups (M >= 2048), else the next
- * tile at 512 (M = 512, 1024), came within 1.5% of the best of 3 tiles x
- * 3 splits for the pair, where chooseSplits' choice was 4.5-9.5% slower
- * (down at M = 2048: 406 us unsplit, 359 in 4 slices). Elsewhere (a plan
- * without a second tile, short chunks) it falls back to chooseSplits.
+ * M = 512 ... 4096 (metala-380m, best of 3 each), the largest tile where
+ * some split of K gives it 1024 workgroups (M >= 2048), else the next tile
+ * with the most slices that still fit one round (M = 512: 4, 704-1280: 2,
+ * 1536: 1) came within 1.5% of the best of 3 tiles x 3 splits for the pair
+ * at M = 512, 1024, 2048, 4096, where chooseSplits' choice was 4.5-9.5%
+ * slower (down at M = 2048: 406 us unsplit, 359 in 4 slices). Elsewhere (a
+ * plan without a second tile, short chunks) it falls back to chooseSplits.
  */
 export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
-  for (const [tile, enough] of [[big, 1024], [next, 512]] as const) {
-    if (!tile || M <= 1) continue;
-    for (const s of SPLIT_COUNTS) {
-      if (K / s < plan.minSplitK) break;
-      if (Math.ceil(M / tile.BM) * Math.ceil(N / tile.BN) * s >= enough) return { tile, splits: s };
-    }
-  }
+  const allowed = M > 1 ? SPLIT_COUNTS.filter((s) => K / s >= plan.minSplitK) : [];
+  const bigSplit = allowed.find((s) => workgroups(big, M, N, s) >= 1024);
+  if (bigSplit) return { tile: big, splits: bigSplit };
+  const nextSplit = next && [...allowed].reverse().find((s) => workgroups(next, M, N, s) >= ENOUGH_WORKGROUPS && workgroups(next, M, N, s) <= ROUND.next);
+  if (nextSplit) return { tile: next, splits: nextSplit };
   const splits = chooseSplits(M, N, K, plan);
   return { tile: chooseTile(M, N, plan.tiles, splits), splits };
 }
