@@ -106,6 +106,12 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   assert.ok(chooseProduct(128, 3072, 1024).splits > 1);
   // the GLU at 512: 352 workgroups of 128x64 (704 of 64x64 would be more than a round)
   assert.equal(chooseProduct(512, 5632, 1024), { tile: t128x64, splits: 1 });
+  // a second round of 128x64 less than half full: K slices for at least 2.5 rounds
+  assert.equal(chooseProduct(640, 5632, 1024), { tile: t128x64, splits: 4 });
+  assert.equal(chooseProduct(768, 5632, 1024), { tile: t128x64, splits: 2 });
+  assert.equal(chooseProduct(896, 5632, 1024), { tile: t128x64, splits: 1 });
+  // (not reachable with slices of at least 512: unsplit, as chooseSplits has it)
+  assert.equal(chooseProduct(640, 5632, 1024, { ...GEMM_PLAN, minSplitK: 512 }), { tile: t128x64, splits: 1 });
   // a plan of one tile (software adapters) falls back to chooseSplits everywhere
   const one = { tiles: { t64x64 }, minSplitK: 256 };
   assert.equal(chooseResidual(512, 1024, 1024, one), { tile: t64x64, splits: chooseSplits(512, 1024, 1024, one) });

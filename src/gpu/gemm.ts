@@ -99,9 +99,17 @@ const workgroups = (t: GemmTile, M: number, N: number, splits: number) => Math.c
  */
 export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
-  if (M > 1 && next && workgroups(big, M, N, 1) < ROUND.big) {
+  const whole = workgroups(big, M, N, 1);
+  if (M > 1 && next && whole < ROUND.big) {
     const w = workgroups(next, M, N, 1);
     if (w >= ENOUGH_WORKGROUPS && w <= ROUND.next) return { tile: next, splits: 1 };
+  }
+  // a second round less than half full: K slices until the last round is at most a third of the
+  // work (GLU at M = 576-640: 440 workgroups 264-269 us, in 4 slices 236-238; 704-768: 528, 318-321
+  // us, in 2 slices 267-269; both before the fold)
+  if (M > 1 && whole > ROUND.big && whole <= 1.5 * ROUND.big) {
+    const s = SPLIT_COUNTS.find((n) => K / n >= plan.minSplitK && whole * n >= 2.5 * ROUND.big);
+    if (s) return { tile: big, splits: s };
   }
   const splits = chooseSplits(M, N, K, plan);
   return { tile: chooseTile(M, N, plan.tiles, splits), splits };
