@@ -94,8 +94,9 @@ const workgroups = (t: GemmTile, M: number, N: number, splits: number) => Math.c
  * product: where the big tile leaves a round of the GPU unfilled and the
  * next tile fits one round unsplit, the next tile unsplit (the same time or
  * less, and no partial sums for the next kernel to fold: T = 512, q, k, v,
- * g: 107 us either way; 704: 197 -> 135 us); else chooseSplits' slices and
- * chooseTile's tile.
+ * g: 107 us either way; 704: 197 -> 135 us); where the big tile leaves a
+ * second round less than half full, the big tile in K slices; else
+ * chooseSplits' slices and chooseTile's tile.
  */
 export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
