@@ -2,10 +2,12 @@
  * The GPU engine's detailed benchmark, beyond `metala bench --device webgpu`:
  *
  *   node dist/gpu/bench-main.js [--preset metala-380m | --model DIR] [--dtype f32|f16]
- *        [--lengths 512,2048,8192,32768] [--decode-steps 64] [--gemm]
+ *        [--lengths 512,2048,8192,32768] [--decode-steps 64] [--gemm [--gemm-lengths 512,1024,2048]]
  *
  * prints one JSON object per line: the adapter; with --gemm the projection
- * GEMM alone per tile shape and split-K count on the model's shapes (T = 512, 1024, 2048); per prompt
+ * GEMM alone per tile shape and split-K count on the model's shapes (at
+ * T = --gemm-lengths, by default 512, 1024, 2048; the data gemm.ts' launch
+ * rules were read from, with lengths in between); per prompt
  * length the prefill speed, effective TFLOP/s (2 x parameters x tokens /
  * time), the GLA's and GEMMs' shares of the GPU time and each GLA kernel's
  * time; then decode tokens/s.
@@ -22,6 +24,19 @@ function flag(name: string): string | undefined {
   return i < 0 ? undefined : process.argv[i + 1];
 }
 
+/** A comma-separated list of token counts; anything else ends the run with one line. */
+function lengthsFlag(name: string, fallback: string): number[] {
+  const text = flag(name) ?? fallback;
+  const values = text.split(",").map(Number);
+  if (values.some((v) => !Number.isInteger(v) || v < 1)) {
+    console.error(`--${name}: expected token counts separated by commas, got "${text}"`);
+    process.exit(2);
+  }
+  return values;
+}
+
+const lengths = lengthsFlag("lengths", "512,2048,8192,32768");
+const gemmLengths = lengthsFlag("gemm-lengths", "512,1024,2048");
 const ctx = await openDevice();
 const { vendor, architecture, device, isFallbackAdapter, features, limits } = ctx.info;
 console.log(JSON.stringify({ adapter: { vendor, architecture, device, isFallbackAdapter, features, limits } }));
@@ -30,7 +45,7 @@ const source = modelDir ? await openCheckpoint(modelDir) : presetSource(flag("pr
 const c = source.config;
 if (process.argv.includes("--gemm")) {
   const d = c.hiddenSize;
-  const shapes = [512, 1024, 2048].flatMap((M) => [
+  const shapes = gemmLengths.flatMap((M) => [
     { M, N: 2 * c.keyDim + 2 * d, K: d },
     { M, N: d, K: d, epilogue: "add" as const },
     { M, N: 2 * c.gluDim, K: d, epilogue: "glu" as const },
@@ -44,7 +59,6 @@ const t0 = performance.now();
 const dtype = flag("dtype") === "f16" ? "f16" : "f32";
 const engine = await createWebGpuEngine(source, { context: ctx, dtype });
 console.log(JSON.stringify({ model: source.label, dtype, params, load_s: (performance.now() - t0) / 1000 }));
-const lengths = (flag("lengths") ?? "512,2048,8192,32768").split(",").map(Number);
 const r = await benchWebGpuPrefill(engine, lengths, params, Number(flag("decode-steps") ?? 64));
 for (const p of r.prefill) console.log(JSON.stringify({ prefill: p }));
 console.log(JSON.stringify({ decode_tokens_per_s: r.decodeTokensPerS, decode: r.decode }));
