@@ -6,9 +6,8 @@
 // Runs on the build this Node validates (SIMD128 on plain Node 20); the last
 // test re-runs this file in a child Node with relaxed SIMD enabled, so both
 // builds are checked.
-import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { test } from "uvu";
+import { passesWithRelaxedSimd } from "./helpers/relaxed-rerun.mjs";
 import * as assert from "uvu/assert";
 import { FMT } from "../dist/cpu/kernels.js";
 import { matrixBytes, inputBytes } from "../dist/cpu/layout.js";
@@ -612,10 +611,7 @@ test("matVecF16: the products with x rebased sum bit for bit as with the weights
 
 if (build === "simd") {
   test("the relaxed-SIMD build passes this same file (child Node with the flag)", () => {
-    const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", fileURLToPath(import.meta.url)], { encoding: "utf8", timeout: 300_000, env: { ...process.env, METALA_TEST_SAY_BUILD: "1" } });
-    if (r.status !== 0 && /relaxed/.test(r.stderr) && /bad option/.test(r.stderr)) return; // a Node without the flag
-    assert.is(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /kernels build: relaxed-simd/);
+    passesWithRelaxedSimd(import.meta.url, /kernels build: relaxed-simd/);
   });
 }
 

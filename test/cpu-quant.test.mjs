@@ -15,9 +15,8 @@
 // The relaxed-SIMD build (what the CLI runs where the host has it) has its
 // own q4 input path: the last test re-runs this file in a child Node with
 // relaxed SIMD enabled, so both builds meet the same limits.
-import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { test } from "uvu";
+import { passesWithRelaxedSimd } from "./helpers/relaxed-rerun.mjs";
 import * as assert from "uvu/assert";
 import { createWasmEngine } from "../dist/cpu/engine.js";
 import { parseConfig } from "../dist/model/config.js";
@@ -103,10 +102,7 @@ test("f16 storage: a value f16 cannot hold is refused at load, naming the tensor
 
 if (!process.execArgv.includes("--experimental-wasm-relaxed-simd")) {
   test("the relaxed-SIMD build meets the same limits (this file in a child Node with the flag)", () => {
-    const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", fileURLToPath(import.meta.url)], { encoding: "utf8", timeout: 300_000, env: { ...process.env, METALA_TEST_SAY_BUILD: "1" } });
-    if (r.status !== 0 && /relaxed/.test(r.stderr) && /bad option/.test(r.stderr)) return; // a Node without the flag
-    assert.is(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /engine: wasm relaxed-simd q8/);
+    passesWithRelaxedSimd(import.meta.url, /engine: wasm relaxed-simd q8/);
   });
 }
 

@@ -1,6 +1,6 @@
 import type { MetalaConfig } from "../model/config.js";
 import { cdiv, GLA_CHUNK, makeDispatch, modelDefs, type Dispatch } from "./dispatch.js";
-import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, type GemmPlan } from "./gemm.js";
+import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, type GemmPlan, type GemmTile } from "./gemm.js";
 import { GlaOp } from "./gla.js";
 import { gluActSource, storageBuffer, uniformU32, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
@@ -17,13 +17,15 @@ export function splitsOf(T: number, c: MetalaConfig, plan: GemmPlan) {
   const residual = chooseResidual(T, d, Math.min(d, c.gluDim), plan);
   const proj = chooseProduct(T, modelDefs(c).NP, d, plan);
   const glu = chooseProduct(T, 2 * c.gluDim, d, plan);
+  // one token: no tile, so that GemmOp.encode takes the matrix-vector kernel
+  const tile = (choice: { tile: GemmTile }) => (T > 1 ? choice.tile : undefined);
   return {
     residual: residual.splits,
-    residualTile: residual.tile,
+    residualTile: tile(residual),
     proj: proj.splits,
-    projTile: proj.tile,
+    projTile: tile(proj),
     glu: glu.splits,
-    gluTile: glu.tile,
+    gluTile: tile(glu),
   };
 }
 
@@ -231,16 +233,16 @@ export class GpuForward {
           l.conv.encode(pass, T, nC);
         }
       }
-      if (on("qkvg")) l.qkvg.encode(pass, T, T > 1 ? splits.projTile : undefined, splits.proj);
+      if (on("qkvg")) l.qkvg.encode(pass, T, splits.projTile, splits.proj);
       if (on("gla")) l.gla.encode(pass, T, nC);
-      if (on("out")) l.out.encode(pass, T, T > 1 ? splits.residualTile : undefined, splits.residual);
+      if (on("out")) l.out.encode(pass, T, splits.residualTile, splits.residual);
       // a decode step's GLU product normalises its input itself
       if (on("norm+conv") && T > 1) l.channelNorm.encode(pass, T, nC);
       if (on("glu")) {
-        l.glu.encode(pass, T, T > 1 ? splits.gluTile : undefined, splits.glu);
+        l.glu.encode(pass, T, splits.gluTile, splits.glu);
         if (splits.glu > 1) l.gluFold!.encode(pass, T, nC);
       }
-      if (on("down")) l.down.encode(pass, T, T > 1 ? splits.residualTile : undefined, splits.residual);
+      if (on("down")) l.down.encode(pass, T, splits.residualTile, splits.residual);
     }
     if (to === this.layers.length && on("head") && headRows > 0) {
       this.finalNorm.encode(pass, headRows, 0);

@@ -62,10 +62,16 @@ export interface GemmPlan {
 }
 export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
 
+/** Workgroups of a product of M rows into N columns over `tile`, in `splits` slices of K. */
+const workgroups = (t: GemmTile, M: number, N: number, splits: number) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * splits;
+
+/** The split counts whose slices of K keep at least plan.minSplitK each (none for one row: no split). */
+const allowedSplits = (M: number, K: number, plan: GemmPlan) => (M > 1 ? SPLIT_COUNTS.filter((s) => K / s >= plan.minSplitK) : []);
+
 /** The first (largest) tile that gives ENOUGH_WORKGROUPS with `splits` slices of K, else the smallest. */
 export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile> = GEMM_TILES, splits = 1): GemmTile {
   const all = Object.values(tiles);
-  for (const t of all) if (Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * splits >= ENOUGH_WORKGROUPS) return t;
+  for (const t of all) if (workgroups(t, M, N, splits) >= ENOUGH_WORKGROUPS) return t;
   return all[all.length - 1];
 }
 
@@ -75,19 +81,16 @@ export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile>
  * efficient tiles still fill the GPU, instead of shrinking the tiles.
  */
 export function chooseSplits(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): number {
-  if (M <= 1) return 1;
   const big = Object.values(plan.tiles)[0];
-  const tiles = Math.ceil(M / big.BM) * Math.ceil(N / big.BN);
-  let splits = 1;
-  for (const s of SPLIT_COUNTS) {
-    if (K / s < plan.minSplitK) break;
-    splits = s;
-    if (tiles * s >= ENOUGH_WORKGROUPS) break;
-  }
-  return splits;
+  const allowed = allowedSplits(M, K, plan);
+  return allowed.find((s) => workgroups(big, M, N, s) >= ENOUGH_WORKGROUPS) ?? allowed.at(-1) ?? 1;
 }
 
-const workgroups = (t: GemmTile, M: number, N: number, splits: number) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * splits;
+/** chooseSplits' slices with chooseTile's tile for them: what the rules below fall back to. */
+function splitThenTile(M: number, N: number, K: number, plan: GemmPlan): { tile: GemmTile; splits: number } {
+  const splits = chooseSplits(M, N, K, plan);
+  return { tile: chooseTile(M, N, plan.tiles, splits), splits };
+}
 
 /**
  * Tile and split-K count of the projections (q, k, v, g) and the GLU
@@ -108,12 +111,11 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
   // a second round less than half full: K slices until the last round is at most a third of the
   // work (GLU at M = 576-640: 440 workgroups 264-269 us, in 4 slices 236-238; 704-768: 528, 318-321
   // us, in 2 slices 267-269; both before the fold)
-  if (M > 1 && whole > ROUND.big && whole <= 1.5 * ROUND.big) {
-    const s = SPLIT_COUNTS.find((n) => K / n >= plan.minSplitK && whole * n >= 2.5 * ROUND.big);
+  if (whole > ROUND.big && whole <= 1.5 * ROUND.big) {
+    const s = allowedSplits(M, K, plan).find((n) => whole * n >= 2.5 * ROUND.big);
     if (s) return { tile: big, splits: s };
   }
-  const splits = chooseSplits(M, N, K, plan);
-  return { tile: chooseTile(M, N, plan.tiles, splits), splits };
+  return splitThenTile(M, N, K, plan);
 }
 
 /**
@@ -130,13 +132,13 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
  */
 export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
-  const allowed = M > 1 ? SPLIT_COUNTS.filter((s) => K / s >= plan.minSplitK) : [];
+  const allowed = allowedSplits(M, K, plan);
   const bigSplit = allowed.find((s) => workgroups(big, M, N, s) >= 1024);
   if (bigSplit) return { tile: big, splits: bigSplit };
+  // the most slices whose workgroups fill the GPU and still fit one round
   const nextSplit = next && [...allowed].reverse().find((s) => workgroups(next, M, N, s) >= ENOUGH_WORKGROUPS && workgroups(next, M, N, s) <= ROUND.next);
   if (nextSplit) return { tile: next, splits: nextSplit };
-  const splits = chooseSplits(M, N, K, plan);
-  return { tile: chooseTile(M, N, plan.tiles, splits), splits };
+  return splitThenTile(M, N, K, plan);
 }
 
 export const GEMM_BINDINGS: BindingKind[] = ["uniform", "uniform", "read", "read", "read", "rw"];
