@@ -37,13 +37,23 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   // the serial chain per thread is K / KP updates long
   for (var j = tid; j < KP * V; j += NT) {
     let v = j % V;
+    let k0 = (j / V) * KS;
     let vv = P[V_OFF + h * V + v];
+    // the slice's state entries all loaded before the chain of updates (a
+    // constant trip count): loaded one per update, the step waited on
+    // memory KS times in a row
+    var s: array<f32, KS>;
+    for (var t = 0u; t < KS; t++) {
+      if (k0 + t < K) { s[t] = S[(h * K + k0 + t) * V + v]; }
+    }
     var acc = 0.0;
-    for (var k = (j / V) * KS; k < min(K, (j / V + 1u) * KS); k++) {
-      let i = (h * K + k) * V + v;
-      let s = fma(alpha[k], S[i], key[k] * vv);
-      S[i] = s;
-      acc = fma(qs[k], s, acc);
+    for (var t = 0u; t < KS; t++) {
+      let k = k0 + t;
+      if (k < K) {
+        let x = fma(alpha[k], s[t], key[k] * vv);
+        S[(h * K + k) * V + v] = x;
+        acc = fma(qs[k], x, acc);
+      }
     }
     partial[j] = acc;
   }

@@ -8,6 +8,8 @@ import { gpuOrSkip } from "./gpu-support.mjs";
 import { listFixtures, loadFixture, logitsError, openFixtureModel, stateError } from "./helpers/fixtures.mjs";
 
 const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
+const { createReferenceEngine } = await import("../dist/reference/engine.js");
+const { randomModel } = await import("./helpers/random-model.mjs");
 
 // metala-model.md §6: f32 weights within 1e-4 relative of the float64 reference
 const LOGITS_TOL = 1e-4;
@@ -66,5 +68,38 @@ for (const name of listFixtures()) test(`${name}: webgpu prefill (all / last) an
 // length: the norms (the head's included), decay/key, the GLU's gating.
 for (const name of ["layernorm-gelu"])
   test(`${name}: with the products split over K, webgpu matches PyTorch`, () => checkFixture(name, { minSplitK: 16 }));
+
+// Decode-step shapes the fixtures miss: the recurrent step's value columns
+// shared by 4 threads over 30 key rows (slices of 8, the last ragged) or held
+// by one thread over 128; a mat-vec long enough (K = 1040) for its unrolled
+// loads and their remainder.
+test("decode steps on ragged and whole state slices and long mat-vecs match the reference", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  for (const shape of [
+    { decoder_embed_dim: 120, decoder_attention_heads: 2, glu_dim: 1040 },
+    { decoder_embed_dim: 512, decoder_attention_heads: 2, glu_dim: 64 },
+  ]) {
+    const source = randomModel({ ...shape, decoder_layers: 2, vocab_size: 40 }, { seed: 5 });
+    const engine = await createWebGpuEngine(source, { context: ctx });
+    const reference = await createReferenceEngine(source);
+    try {
+      const tokens = Array.from({ length: 12 }, (_, i) => (i * 7 + 3) % 40);
+      const want = await reference.createSession().prefill(tokens, "all");
+      const s = engine.createSession();
+      const got = await s.prefill(tokens.slice(0, 4), "all");
+      for (const t of tokens.slice(4)) got.push(await s.step(t));
+      const e = logitsError(got, want);
+      assert.ok(e <= LOGITS_TOL, `d=${shape.decoder_embed_dim}: logits rel error ${e}`);
+      const r = reference.createSession();
+      await r.prefill(tokens, "none");
+      const se = stateError(await s.exportState(), await r.exportState());
+      assert.ok(se <= STATE_TOL, `d=${shape.decoder_embed_dim}: state rel error ${se}`);
+      s.dispose();
+    } finally {
+      await engine.dispose();
+    }
+  }
+});
 
 test.run();

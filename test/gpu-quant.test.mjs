@@ -9,6 +9,7 @@ import { loadFixture, logitsError, openFixtureModel } from "./helpers/fixtures.m
 const { quantize, dequantize } = await import("../dist/gpu/quantize.js");
 const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
 const { createReferenceEngine } = await import("../dist/reference/engine.js");
+const { randomModel } = await import("./helpers/random-model.mjs");
 
 for (const [type, qmax] of [["q8", 127], ["q4", 7]])
   test(`${type} quantizer: every value within half a step of its group's scale`, () => {
@@ -66,6 +67,27 @@ for (const type of ["q8", "q4"])
     }
     await engine.dispose();
     await source.close();
+  });
+
+// Decode steps through the mat-vec kernel, whose W loads are unrolled: the
+// GLU's down product (K = 1040) takes the unrolled loop and its remainder,
+// reading q8 / q4 blocks.
+for (const type of ["q8", "q4"])
+  test(`${type} decode steps with a long mat-vec match the reference given the same dequantized weights`, async () => {
+    const ctx = await gpuOrSkip();
+    if (!ctx) return;
+    const source = randomModel({ decoder_embed_dim: 64, decoder_layers: 1, decoder_attention_heads: 2, glu_dim: 1040, vocab_size: 40 }, { seed: 3 });
+    const engine = await createWebGpuEngine(source, { context: ctx, dtype: type });
+    const reference = await createReferenceEngine(dequantized(source, type));
+    const tokens = [5, 17, 2, 39, 11, 0];
+    const s = engine.createSession();
+    const got = [];
+    for (const t of tokens) got.push(await s.step(t));
+    const want = reference.createSession().prefillF64(tokens, "all");
+    const e = logitsError(got, want);
+    assert.ok(e <= 1e-4, `logits rel error ${e}`);
+    s.dispose();
+    await engine.dispose();
   });
 
 test.run();
