@@ -1,14 +1,13 @@
 // The one-token form of gemm.wgsl (decode steps): C[n] (op)= A[0, :] . W[n, :] + bias[n].
 // Same bindings and parameters (gemm-io.wgsl) and epilogues as gemm.wgsl (W from weights-*.wgsl). A matrix-vector
 // product is bound by reading W once, so the layout favours streaming:
-// 32 threads per output row read it as consecutive vec4s, and the partial
+// LANES threads per output row read it as consecutive vec4s, and the partial
 // sums meet in workgroup memory. RB rows per workgroup (a multiple of 4, so
 // that a gated-unit group [l1 r, l1 r+1, l2 r, l2 r+1] stays in one workgroup).
 // The input row comes through load_a (gemv-input.wgsl as stored, or
 // gemv-input-norm.wgsl normalised on the fly).
-// Host constants: RB; EPILOGUE as in gemm.wgsl; fn glu_act.
+// Host constants: LANES (a power of two), RB; EPILOGUE as in gemm.wgsl; fn glu_act.
 
-const LANES: u32 = 32u;
 const UNROLL: u32 = 4u;
 const NT: u32 = RB * LANES;
 var<workgroup> part: array<f32, RB * LANES>;

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { gpuOrSkip, randomArray, relError } from "./gpu-support.mjs";
 
 const { Pipelines, uploadF32, uniformU32, storageBuffer } = await import("../dist/gpu/pipelines.js");
-const { GemmOp, GEMM_TILES, GEMM_PLAN, chooseProduct, chooseResidual, chooseSplits, chooseTile } = await import("../dist/gpu/gemm.js");
+const { GemmOp, GEMM_TILES, GEMM_PLAN, chooseProduct, chooseResidual, chooseSplits, chooseTile, gemvLanes } = await import("../dist/gpu/gemm.js");
 const { readF32 } = await import("../dist/gpu/readback.js");
 
 // Plain float64 loops, the definition of each epilogue.
@@ -130,21 +130,21 @@ test("gemm store: every tile shape, ragged M and N, K not a multiple of the K st
     }
 });
 
-test("gemv (one row, no tile forced): store, add and glu epilogues", async () => {
+test("gemv (one row, no tile forced): store, add and glu epilogues, 64 and 32 lanes a row", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  for (const K of [16, 100, 1028]) {
-    const N = 44;
+  assert.equal([44, 2056].map(gemvLanes), [64, 32]);
+  for (const [N, K] of [[44, 16], [44, 100], [44, 1028], [2056, 1028]]) {
     let { got, ref } = await runGemm(ctx, { M: 1, N, K, lda: K, epilogue: "store", aOff: 4 });
-    assert.ok(relError(got, ref) < 1e-6, `store K=${K}: rel error ${relError(got, ref)}`);
+    assert.ok(relError(got, ref) < 1e-6, `store N=${N} K=${K}: rel error ${relError(got, ref)}`);
     const C0 = randomArray(N, 5);
     ({ got, ref } = await runGemm(ctx, { M: 1, N, K, lda: K, epilogue: "add", C0 }));
     const sum = ref.map((x, i) => x + C0[i]);
-    assert.ok(relError(got, sum) < 1e-6, `add K=${K}: rel error ${relError(got, sum)}`);
+    assert.ok(relError(got, sum) < 1e-6, `add N=${N} K=${K}: rel error ${relError(got, sum)}`);
     ({ got, ref } = await runGemm(ctx, { M: 1, N, K, lda: K, epilogue: "glu" }));
     const want = new Float64Array(N / 2);
     for (let c = 0; c < N; c += 4) for (let q = 0; q < 2; q++) want[c / 2 + q] = silu(ref[c + q]) * ref[c + 2 + q];
-    assert.ok(relError(got, want) < 2e-6, `glu K=${K}: rel error ${relError(got, want)}`);
+    assert.ok(relError(got, want) < 2e-6, `glu N=${N} K=${K}: rel error ${relError(got, want)}`);
   }
 });
 

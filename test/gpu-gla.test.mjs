@@ -82,9 +82,10 @@ for (const sh of shapes)
     const ctx = await gpuOrSkip();
     if (!ctx) return;
     // every form of the chunk-state kernel (value columns whole, split over two, over four workgroups)
-    // and of the output kernel (per chunk with VS = 1, per sub-chunk otherwise)
+    // and of the output kernel (per chunk with VS = 1, per sub-chunk otherwise); 600 tokens: a
+    // scan over 10 chunks
     for (const VS of [1, 2, 4])
-      for (const T of [1, 2, 17, 63, 64, 65, 130, 200]) {
+      for (const T of [1, 2, 17, 63, 64, 65, 130, 200, 600]) {
         const pairs = Math.ceil(T / 64) * sh.H;
         const enough = VS === 1 ? 0 : VS === 2 ? 2 * pairs : Infinity;
         const r = await runGla(ctx, { ...sh, T, seed: T, enough });
