@@ -15,22 +15,30 @@ var<workgroup> sums: array<f32, RB>;
 
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  prepare_a(tid);
   let lr = tid / LANES;
   let lane = tid % LANES;
   let n = wid.x * RB + lr;
+  let live = n < p.N;
   let K4 = p.K / 4u;
+  let w0 = (p.w_off + n * p.K) / 4u;
+  let a0 = p.a_off / 4u;
+  // UNROLL loads of W in flight per lane before their multiply-adds: a
+  // lane that waited for each load in turn kept too few bytes in flight
+  // to stream W (a d x 2816 product ran at 0.75 TB/s on an H200). The
+  // first batch is issued before the input is prepared (the norm's
+  // reductions in gemv-input-norm.wgsl), which it does not wait for.
+  var w: array<vec4<f32>, UNROLL>;
+  var k = lane;
+  if (live && k + (UNROLL - 1u) * LANES < K4) {
+    for (var u = 0u; u < UNROLL; u++) { w[u] = load_w(w0 + k + u * LANES); }
+  }
+  prepare_a(tid);
   var acc = vec4<f32>(0.0);
-  if (n < p.N) {
-    let w0 = (p.w_off + n * p.K) / 4u;
-    let a0 = p.a_off / 4u;
-    // UNROLL loads of W in flight per lane before their multiply-adds: a
-    // lane that waited for each load in turn kept too few bytes in flight
-    // to stream W (a d x 2816 product ran at 0.75 TB/s on an H200)
-    var k = lane;
+  if (live) {
     for (; k + (UNROLL - 1u) * LANES < K4; k += UNROLL * LANES) {
-      var w: array<vec4<f32>, UNROLL>;
-      for (var u = 0u; u < UNROLL; u++) { w[u] = load_w(w0 + k + u * LANES); }
+      if (k != lane) {
+        for (var u = 0u; u < UNROLL; u++) { w[u] = load_w(w0 + k + u * LANES); }
+      }
       for (var u = 0u; u < UNROLL; u++) { acc = fma(load_a(a0 + k + u * LANES), w[u], acc); }
     }
     for (; k < K4; k += LANES) { acc = fma(load_a(a0 + k), load_w(w0 + k), acc); }

@@ -20,9 +20,26 @@ const KP: u32 = max(1u, NT / V);
 const KS: u32 = (K + KP - 1u) / KP;
 var<workgroup> partial: array<f32, KP * V>;
 
+// Value columns per invocation (several only where KP * V > NT), and the
+// state slices it updates: entries (h, k0 + t, j % V) of column j, t < KS,
+// k0 = (j / V) * KS (those below K), at s[jj * KS + t] for j = tid + jj * NT.
+const JS: u32 = (KP * V + NT - 1u) / NT;
+var<private> s: array<f32, JS * KS>;
+
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let h = wid.x;
+  // KP threads share each value column j % V, each running a slice of the
+  // K rows: the serial chain per thread is K / KP updates long. The state
+  // entries of its slices are all loaded first (constant trip counts),
+  // before the decays' reductions, which they do not wait for.
+  for (var jj = 0u; jj < JS; jj++) {
+    let j = tid + jj * NT;
+    let k0 = (j / V) * KS;
+    for (var t = 0u; t < KS; t++) {
+      if (j < KP * V && k0 + t < K) { s[jj * KS + t] = S[(h * K + k0 + t) * V + j % V]; }
+    }
+  }
   var part = 0.0;
   for (var k = tid; k < K; k += NT) {
     let gk = logsigmoid(P[A_OFF + h * K + k]) / 16.0;
@@ -33,29 +50,23 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     part += q * key[k] * waug[h * K + k];
   }
   let aug = sum_all(part, tid);  // its barriers also publish alpha, key, qs
-  // KP threads share each value column, each running a slice of the K rows:
-  // the serial chain per thread is K / KP updates long
-  for (var j = tid; j < KP * V; j += NT) {
-    let v = j % V;
-    let k0 = (j / V) * KS;
-    let vv = P[V_OFF + h * V + v];
-    // the slice's state entries all loaded before the chain of updates (a
-    // constant trip count): loaded one per update, the step waited on
-    // memory KS times in a row
-    var s: array<f32, KS>;
-    for (var t = 0u; t < KS; t++) {
-      if (k0 + t < K) { s[t] = S[(h * K + k0 + t) * V + v]; }
-    }
-    var acc = 0.0;
-    for (var t = 0u; t < KS; t++) {
-      let k = k0 + t;
-      if (k < K) {
-        let x = fma(alpha[k], s[t], key[k] * vv);
-        S[(h * K + k) * V + v] = x;
-        acc = fma(qs[k], x, acc);
+  for (var jj = 0u; jj < JS; jj++) {
+    let j = tid + jj * NT;
+    if (j < KP * V) {
+      let v = j % V;
+      let k0 = (j / V) * KS;
+      let vv = P[V_OFF + h * V + v];
+      var acc = 0.0;
+      for (var t = 0u; t < KS; t++) {
+        let k = k0 + t;
+        if (k < K) {
+          let x = fma(alpha[k], s[jj * KS + t], key[k] * vv);
+          S[(h * K + k) * V + v] = x;
+          acc = fma(qs[k], x, acc);
+        }
       }
+      partial[j] = acc;
     }
-    partial[j] = acc;
   }
   workgroupBarrier();
   var sum = 0.0;

@@ -13,8 +13,21 @@
 
 const NT: u32 = 256u;
 
+const PER: u32 = (D + NT - 1u) / NT;  // features per invocation
+
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32) {
+  // the conv state and weights of this invocation's features are loaded
+  // before the norm's reductions, which they do not wait for
+  var st: array<vec3<f32>, PER>;
+  var wt: array<vec4<f32>, PER>;
+  for (var j = 0u; j < PER; j++) {
+    let i = tid + j * NT;
+    if (i < D) {
+      st[j] = vec3<f32>(state[i], state[D + i], state[2u * D + i]);
+      wt[j] = vec4<f32>(w[4u * i], w[4u * i + 1u], w[4u * i + 2u], w[4u * i + 3u]);
+    }
+  }
   var mean = 0.0;
   var inv = 0.0;
   if (LAYERNORM) {
@@ -29,15 +42,16 @@ fn main(@builtin(local_invocation_index) tid: u32) {
     for (var i = tid; i < D; i += NT) { q += X[i] * X[i]; }
     inv = inverseSqrt(sum_all(q, tid) / f32(D) + 1e-6);
   }
-  for (var i = tid; i < D; i += NT) {
-    var xn = (X[i] - mean) * inv;
-    if (LAYERNORM) { xn = xn * nw[i] + nb[i]; }
-    let s0 = state[i];
-    let s1 = state[D + i];
-    let s2 = state[2u * D + i];
-    Cv[i] = silu(w[4u * i] * s0 + w[4u * i + 1u] * s1 + w[4u * i + 2u] * s2 + w[4u * i + 3u] * xn);
-    state[i] = s1;
-    state[D + i] = s2;
-    state[2u * D + i] = xn;
+  for (var j = 0u; j < PER; j++) {
+    let i = tid + j * NT;
+    if (i < D) {
+      var xn = (X[i] - mean) * inv;
+      if (LAYERNORM) { xn = xn * nw[i] + nb[i]; }
+      let c = st[j];
+      Cv[i] = silu(wt[j].x * c.x + wt[j].y * c.y + wt[j].z * c.z + wt[j].w * xn);
+      state[i] = c.y;
+      state[D + i] = c.z;
+      state[2u * D + i] = xn;
+    }
   }
 }

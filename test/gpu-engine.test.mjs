@@ -72,7 +72,8 @@ for (const name of ["layernorm-gelu"])
 // Decode-step shapes the fixtures miss: the recurrent step's value columns
 // shared by 4 threads over 30 key rows (slices of 8, the last ragged) or held
 // by one thread over 128; a mat-vec long enough (K = 1040) for its unrolled
-// loads and their remainder.
+// loads and their remainder. (Heads of V > 256, several columns to a thread,
+// need more workgroup memory for the chunked kernels than SwiftShader's 32 KB.)
 test("decode steps on ragged and whole state slices and long mat-vecs match the reference", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
