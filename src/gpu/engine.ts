@@ -280,8 +280,9 @@ class WebGpuSession implements EngineSession {
    * `incoming`, which becomes the host state only when every part arrived
    * (a device lost midway leaves the state of the previous call). A decode
    * step's commands do not depend on the token (it is written to a buffer),
-   * so the next step's are recorded while the GPU runs this one, and used if
-   * nothing else was recorded on the engine since.
+   * so after every call (a prefill is most often followed by steps) the next
+   * step's are recorded while the GPU runs this one, and used if nothing else
+   * was recorded on the engine since.
    */
   private async run(f: GpuForward, tokens: ArrayLike<number>, headRows: number, readState: boolean): Promise<Float32Array[]> {
     const t0 = performance.now();
@@ -307,7 +308,8 @@ class WebGpuSession implements EngineSession {
       maps.push(stagings[i].mapAsync(GPUMapMode.READ));
     });
     const t1 = performance.now();
-    this.prepared = isStep ? { cmd: this.encodeCall(f, 1, 1, false, stagings[0]), epoch: this.engine.epoch } : null;
+    const stepStaging = this.stagingOf(0, Math.max(16, c.vocabSize * 4));
+    this.prepared = { cmd: this.encodeCall(f, 1, 1, false, stepStaging), epoch: this.engine.epoch };
     // both popped before any await: another session's call may push scopes of its own meanwhile
     const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
     const settled = Promise.allSettled(maps);
