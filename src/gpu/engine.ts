@@ -70,6 +70,7 @@ class GpuEngine implements WebGpuEngine {
   private resident: WebGpuSession | null = null;
   /** Counts the calls recorded on the shared forward: commands recorded ahead are stale once it moves. */
   epoch = 0;
+  private readonly stagings = new Map<string, GPUBuffer>();
 
   constructor(
     readonly ctx: GpuContext,
@@ -131,6 +132,21 @@ class GpuEngine implements WebGpuEngine {
    * then `s`'s copied in (or cleared when `s` starts from the empty state).
    * GPU-side copies of a few MB, in the same submission as the work.
    */
+  /**
+   * One mappable buffer per part and read-back size (a decode step's, a
+   * prefill part's), shared by the sessions, whose calls run one at a time:
+   * a session made per request (Model.generateText) finds them made.
+   */
+  stagingOf(part: number, size: number): GPUBuffer {
+    const key = `${part}:${size}`;
+    let b = this.stagings.get(key);
+    if (!b) {
+      b = this.ctx.device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: `read-back ${key}` });
+      this.stagings.set(key, b);
+    }
+    return b;
+  }
+
   swapSessions(s: WebGpuSession, f: GpuForward, enc: GPUCommandEncoder): void {
     this.epoch++;
     const working = f.buffers.state;
@@ -155,6 +171,7 @@ class GpuEngine implements WebGpuEngine {
 
   async dispose(): Promise<void> {
     for (const s of [...this.sessions]) s.dispose();
+    for (const b of this.stagings.values()) b.destroy();
     if (this.forwardPromise) await this.forwardPromise.then((f) => f.destroy(), () => undefined);
     this.weights.destroy();
     if (this.ownsDevice) this.ctx.device.destroy();
@@ -167,7 +184,6 @@ class WebGpuSession implements EngineSession {
   /** Tokens consumed on the GPU since `host` was read back. */
   private pending: number[] = [];
   private disposed = false;
-  private readonly stagings = new Map<string, GPUBuffer>();
   /** Where a call's state read-back lands until every part of it arrived; then swapped with `host`. */
   private incoming: ModelState;
   /** The next decode step's commands, recorded ahead, valid while the engine's epoch is unchanged. */
@@ -262,17 +278,6 @@ class WebGpuSession implements EngineSession {
     return parts;
   }
 
-  /** One mappable buffer per part and read-back size (a decode step's, a prefill part's), kept between calls. */
-  private stagingOf(part: number, size: number): GPUBuffer {
-    const key = `${part}:${size}`;
-    let b = this.stagings.get(key);
-    if (!b) {
-      b = this.engine.ctx.device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: `read-back ${key}` });
-      this.stagings.set(key, b);
-    }
-    return b;
-  }
-
   /**
    * One call: its parts submitted (each part's staging buffer mapped as soon
    * as it is submitted), then the mappings taken in order: the logits come
@@ -297,7 +302,7 @@ class WebGpuSession implements EngineSession {
     const logitBytes = headRows * c.vocabSize * 4;
     const layerBytes = readState ? b.state[0].S.size + b.state[0].conv.size : 0;
     const parts = this.partsOf(f, T);
-    const stagings = parts.map(([from, to], i) => this.stagingOf(i, Math.max(16, (i === parts.length - 1 ? logitBytes : 0) + (to - from) * layerBytes)));
+    const stagings = parts.map(([from, to], i) => this.engine.stagingOf(i, Math.max(16, (i === parts.length - 1 ? logitBytes : 0) + (to - from) * layerBytes)));
     const isStep = T === 1 && headRows === 1 && !readState;
     const ready = isStep && this.prepared !== null && this.prepared.epoch === this.engine.epoch && !this.zero;
     device.pushErrorScope("out-of-memory");
@@ -308,7 +313,7 @@ class WebGpuSession implements EngineSession {
       maps.push(stagings[i].mapAsync(GPUMapMode.READ));
     });
     const t1 = performance.now();
-    const stepStaging = this.stagingOf(0, Math.max(16, c.vocabSize * 4));
+    const stepStaging = this.engine.stagingOf(0, Math.max(16, c.vocabSize * 4));
     this.prepared = { cmd: this.encodeCall(f, 1, 1, false, stepStaging), epoch: this.engine.epoch };
     // both popped before any await: another session's call may push scopes of its own meanwhile
     const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
@@ -422,7 +427,6 @@ class WebGpuSession implements EngineSession {
     if (this.disposed) return;
     this.disposed = true;
     this.engine.forget(this);
-    for (const b of this.stagings.values()) b.destroy();
     this.prepared = null;
     for (const b of this.own ?? []) {
       b.S.destroy();
