@@ -10,6 +10,7 @@ import { listFixtures, loadFixture, logitsError, openFixtureModel, stateError } 
 const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
 const { createReferenceEngine } = await import("../dist/reference/engine.js");
 const { randomModel } = await import("./helpers/random-model.mjs");
+const { prefillThenStepErrors } = await import("./helpers/prefill-then-step.mjs");
 
 // metala-model.md §6: f32 weights within 1e-4 relative of the float64 reference
 const LOGITS_TOL = 1e-4;
@@ -86,16 +87,10 @@ test("decode steps on ragged and whole state slices and long mat-vecs match the 
     const reference = await createReferenceEngine(source);
     try {
       const tokens = Array.from({ length: 12 }, (_, i) => (i * 7 + 3) % 40);
-      const want = await reference.createSession().prefill(tokens, "all");
       const s = engine.createSession();
-      const got = await s.prefill(tokens.slice(0, 4), "all");
-      for (const t of tokens.slice(4)) got.push(await s.step(t));
-      const e = logitsError(got, want);
-      assert.ok(e <= LOGITS_TOL, `d=${shape.decoder_embed_dim}: logits rel error ${e}`);
-      const r = reference.createSession();
-      await r.prefill(tokens, "none");
-      const se = stateError(await s.exportState(), await r.exportState());
-      assert.ok(se <= STATE_TOL, `d=${shape.decoder_embed_dim}: state rel error ${se}`);
+      const e = await prefillThenStepErrors(s, reference, tokens, 4);
+      assert.ok(e.logits <= LOGITS_TOL, `d=${shape.decoder_embed_dim}: logits rel error ${e.logits}`);
+      assert.ok(e.state <= STATE_TOL, `d=${shape.decoder_embed_dim}: state rel error ${e.state}`);
       s.dispose();
     } finally {
       await engine.dispose();

@@ -10,6 +10,7 @@ import { loadFixture, logitsError, openFixtureModel, stateError } from "./helper
 const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
 const { createReferenceEngine } = await import("../dist/reference/engine.js");
 const { randomModel } = await import("./helpers/random-model.mjs");
+const { prefillThenStepErrors } = await import("./helpers/prefill-then-step.mjs");
 const TOL = 1e-4;
 
 test("interleaved sessions, reset, import and export each match PyTorch", async () => {
@@ -69,14 +70,10 @@ test("a model deeper than one submission (prefill sent in parts of layers) match
   const reference = await createReferenceEngine(source);
   try {
     const tokens = Array.from({ length: 90 }, (_, i) => (i * 13 + 5) % 40);
-    const want = await reference.createSession().prefill(tokens, "all");
     const s = engine.createSession();
-    const got = await s.prefill(tokens.slice(0, 70), "all");
-    for (const t of tokens.slice(70)) got.push(await s.step(t));
-    assert.ok(logitsError(got, want) <= TOL, `logits ${logitsError(got, want)}`);
-    const r = reference.createSession();
-    await r.prefill(tokens, "none");
-    assert.ok(stateError(await s.exportState(), await r.exportState()) <= TOL, "state");
+    const e = await prefillThenStepErrors(s, reference, tokens, 70);
+    assert.ok(e.logits <= TOL, `logits ${e.logits}`);
+    assert.ok(e.state <= TOL, `state ${e.state}`);
     s.dispose();
   } finally {
     await engine.dispose();
