@@ -11,6 +11,7 @@ const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
 const { createReferenceEngine } = await import("../dist/reference/engine.js");
 const { randomModel } = await import("./helpers/random-model.mjs");
 const { prefillThenStepErrors } = await import("./helpers/prefill-then-step.mjs");
+const { rejects } = await import("./helpers/rejects.mjs");
 
 // metala-model.md §6: f32 weights within 1e-4 relative of the float64 reference
 const LOGITS_TOL = 1e-4;
@@ -96,6 +97,17 @@ test("decode steps on ragged and whole state slices and long mat-vecs match the 
       await engine.dispose();
     }
   }
+});
+
+// The kernels are built when the engine loads, so that a device whose limits
+// one exceeds fails the load (which auto mode survives, on the CPU engine).
+test("a model whose GLA kernels need more workgroup memory than the device has fails to load, in one line", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  // one head of V values and V / 2 keys: the chunk-state kernel alone stages 16 rows of both (96 V bytes)
+  const V = Math.ceil(ctx.device.limits.maxComputeWorkgroupStorageSize / 96 / 8) * 8 + 8;
+  const source = randomModel({ decoder_embed_dim: V, decoder_attention_heads: 1, glu_dim: 64, decoder_layers: 1, vocab_size: 40 }, { seed: 2 });
+  await rejects(() => createWebGpuEngine(source, { context: ctx }), "device", /^cannot build the gla-[a-z-]+\.wgsl pipeline: .*workgroup storage/);
 });
 
 test.run();

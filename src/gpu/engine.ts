@@ -442,7 +442,8 @@ function copyState(s: ModelState): ModelState {
 /**
  * The GPU engine: weights uploaded once (f32), pipelines compiled once, and
  * per session buffers for chunks of up to `chunkTokens` tokens. Throws a
- * MetalaError of kind "device" when there is no WebGPU adapter.
+ * MetalaError of kind "device" when there is no WebGPU adapter, or when a
+ * kernel cannot be built on it (its workgroup memory, for instance).
  */
 export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngineOptions = {}): Promise<WebGpuEngine> {
   const dtype = opts.dtype ?? "f32";
@@ -454,11 +455,16 @@ export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngin
   // the widest per-token activation (GLU hidden, or the projections) must fit one binding
   const widest = Math.max(c.gluDim, 2 * c.keyDim + 2 * c.hiddenSize) * 4;
   const chunkTokens = Math.max(64, Math.min(opts.chunkTokens ?? 4096, Math.floor(maxBinding / widest / 64) * 64));
+  let weights: GpuWeights | undefined;
   try {
     const pipelines = pipelinesFor(ctx.device);
-    const weights = await uploadWeights(ctx.device, source, maxBinding, dtype);
-    return new GpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context, opts.minSplitK);
+    weights = await uploadWeights(ctx.device, source, maxBinding, dtype);
+    const engine = new GpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context, opts.minSplitK);
+    // built now, not at the first call: a device whose limits a kernel exceeds fails the load, which auto mode survives (runtime/load.ts)
+    await engine.forward();
+    return engine;
   } catch (e) {
+    weights?.destroy();
     if (!opts.context) ctx.device.destroy();
     throw e;
   }

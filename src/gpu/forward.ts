@@ -139,55 +139,61 @@ export class GpuForward {
       productBias && splitAt.residual
         ? makeDispatch(p, ["reduce.wgsl", "norm-residual-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "rw", "read", "read", "rw", "read", "read"], [uniform, X, nw.w, nw.b, out, partials!, productBias], rowsGrid)
         : makeDispatch(p, ["reduce.wgsl", "norm-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [uniform, X, nw.w, nw.b, out], rowsGrid);
-    const embedOps = await Promise.all(
-      w.embed.map((part) =>
-        makeDispatch(
-          p,
-          ["embed.wgsl"],
-          { D: d, LO: part.lo, ROWS: part.rows, F16: w.tableType === "f16", SCALE: { f32: c.noScaleEmbedding ? 1 : Math.sqrt(d) } },
-          ["uniform", "read", "read", "rw"],
-          [dims, tokens, part.buffer, X],
-          (T) => [cdiv(d, 64), T],
+    // the pipelines are built here: a device that cannot build one (its limits) leaves no buffers behind
+    try {
+      const embedOps = await Promise.all(
+        w.embed.map((part) =>
+          makeDispatch(
+            p,
+            ["embed.wgsl"],
+            { D: d, LO: part.lo, ROWS: part.rows, F16: w.tableType === "f16", SCALE: { f32: c.noScaleEmbedding ? 1 : Math.sqrt(d) } },
+            ["uniform", "read", "read", "rw"],
+            [dims, tokens, part.buffer, X],
+            (T) => [cdiv(d, 64), T],
+          ),
         ),
-      ),
-    );
-    const layers = await Promise.all(
-      w.layers.map(async (lw, l): Promise<LayerOps> => ({
-        tokenNorm: await norm(dims, lw.tokenNorm, XN, l > 0 ? w.layers[l - 1].b3 : undefined),
-        conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d, R: CONV_ROWS }, ["uniform", "read", "read", "rw", "rw"], [dims, XN, lw.conv, state[l].conv, CV], (T) => [cdiv(d, 64), cdiv(T, CONV_ROWS)]),
-        convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, state[l].conv, CV], () => [1]),
-        qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, tiles, w.wtype),
-        gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }),
-        out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, tiles, w.wtype),
-        channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
-        glu: await GemmOp.create(
-          p,
-          { N: 2 * glu, K: d, lda: d, ldc: glu },
-          "glu",
-          c.gluAct,
-          { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh, scales: lw.scales?.w12, partials: splitInto("glu"), gemvNorm: { A: X, w: lw.channelNorm.w, b: lw.channelNorm.b, layernorm: c.normType === "layernorm" } },
-          tiles,
-          w.wtype,
-        ),
-        gluFold: splitAt.glu
-          ? await makeDispatch(
-              p,
-              ["math.wgsl", "activations.wgsl", "glu-fold.wgsl"],
-              { N: 2 * glu, MAX_SPLITS },
-              ["uniform", "read", "read", "rw"],
-              [dims, partials!, lw.b12, Hh],
-              (T) => [cdiv(glu / 2, 64), T],
-              gluActSource(c.gluAct),
-            )
-          : undefined,
-        down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, tiles, w.wtype),
-      })),
-    );
-    const finalNorm = await norm(headDims, w.finalNorm, HN, w.layers[w.layers.length - 1].b3);
-    const headOps = await Promise.all(
-      w.head.map((part) => GemmOp.create(p, { N: part.rows, K: d, lda: d, ldc: V, cOff: part.lo }, "store", c.gluAct, { rows: headDims, A: HN, W: part.buffer, bias: w.zeroBias, C: logits }, tiles, w.tableType)),
-    );
-    return new GpuForward(c, maxTokens, logitRows, { tokens, dims, headDims, state, logits }, owned, embedOps, layers, finalNorm, headOps, plan);
+      );
+      const layers = await Promise.all(
+        w.layers.map(async (lw, l): Promise<LayerOps> => ({
+          tokenNorm: await norm(dims, lw.tokenNorm, XN, l > 0 ? w.layers[l - 1].b3 : undefined),
+          conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d, R: CONV_ROWS }, ["uniform", "read", "read", "rw", "rw"], [dims, XN, lw.conv, state[l].conv, CV], (T) => [cdiv(d, 64), cdiv(T, CONV_ROWS)]),
+          convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, state[l].conv, CV], () => [1]),
+          qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, tiles, w.wtype),
+          gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }),
+          out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, tiles, w.wtype),
+          channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
+          glu: await GemmOp.create(
+            p,
+            { N: 2 * glu, K: d, lda: d, ldc: glu },
+            "glu",
+            c.gluAct,
+            { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh, scales: lw.scales?.w12, partials: splitInto("glu"), gemvNorm: { A: X, w: lw.channelNorm.w, b: lw.channelNorm.b, layernorm: c.normType === "layernorm" } },
+            tiles,
+            w.wtype,
+          ),
+          gluFold: splitAt.glu
+            ? await makeDispatch(
+                p,
+                ["math.wgsl", "activations.wgsl", "glu-fold.wgsl"],
+                { N: 2 * glu, MAX_SPLITS },
+                ["uniform", "read", "read", "rw"],
+                [dims, partials!, lw.b12, Hh],
+                (T) => [cdiv(glu / 2, 64), T],
+                gluActSource(c.gluAct),
+              )
+            : undefined,
+          down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, tiles, w.wtype),
+        })),
+      );
+      const finalNorm = await norm(headDims, w.finalNorm, HN, w.layers[w.layers.length - 1].b3);
+      const headOps = await Promise.all(
+        w.head.map((part) => GemmOp.create(p, { N: part.rows, K: d, lda: d, ldc: V, cOff: part.lo }, "store", c.gluAct, { rows: headDims, A: HN, W: part.buffer, bias: w.zeroBias, C: logits }, tiles, w.tableType)),
+      );
+      return new GpuForward(c, maxTokens, logitRows, { tokens, dims, headDims, state, logits }, owned, embedOps, layers, finalNorm, headOps, plan);
+    } catch (e) {
+      for (const b of owned) b.destroy();
+      throw e;
+    }
   }
 
   /**

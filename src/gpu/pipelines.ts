@@ -81,7 +81,8 @@ export class Pipelines {
         compute: { module, entryPoint: "main" },
       });
     } catch (e) {
-      throw new MetalaError("device", `cannot build the ${spec.files.at(-1)} pipeline: ${(e as Error).message}`);
+      // (Dawn's first line says why; the rest is its call stack)
+      throw new MetalaError("device", `cannot build the ${spec.files.at(-1)} pipeline: ${(e as Error).message.split("\n")[0]}`);
     }
   }
 
