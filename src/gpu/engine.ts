@@ -127,12 +127,6 @@ class GpuEngine implements WebGpuEngine {
   }
 
   /**
-   * Records into `enc` what puts session `s`'s state into the forward's
-   * state buffers: the resident session's state saved to its own buffers,
-   * then `s`'s copied in (or cleared when `s` starts from the empty state).
-   * GPU-side copies of a few MB, in the same submission as the work.
-   */
-  /**
    * One mappable buffer per part and read-back size (a decode step's, a
    * prefill part's), shared by the sessions, whose calls run one at a time:
    * a session made per request (Model.generateText) finds them made.
@@ -147,6 +141,12 @@ class GpuEngine implements WebGpuEngine {
     return b;
   }
 
+  /**
+   * Records into `enc` what puts session `s`'s state into the forward's
+   * state buffers: the resident session's state saved to its own buffers,
+   * then `s`'s copied in (or cleared when `s` starts from the empty state).
+   * GPU-side copies of a few MB, in the same submission as the work.
+   */
   swapSessions(s: WebGpuSession, f: GpuForward, enc: GPUCommandEncoder): void {
     this.epoch++;
     const working = f.buffers.state;
