@@ -14,12 +14,15 @@ const { values: f } = parseArgs({
   options: {
     model: { type: "string" },
     preset: { type: "string", default: "metala-380m" },
-    lengths: { type: "string", default: "512,2048" },
+    lengths: { type: "string" },
   },
 });
-const lengths = f.lengths.split(",").map(Number);
-if (lengths.some((T) => !Number.isInteger(T) || T < 1)) {
-  console.error(`--lengths: expected token counts separated by commas, got "${f.lengths}"`);
+const { tokenCountsFlag } = await import("../dist/cli/args.js");
+let lengths;
+try {
+  lengths = tokenCountsFlag(f.lengths, "lengths", "512,2048");
+} catch (e) {
+  console.error(e.message);
   process.exit(2);
 }
 

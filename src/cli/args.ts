@@ -41,3 +41,11 @@ export function choiceFlag<T extends string>(value: string | undefined, flag: st
     throw new MetalaError("usage", `--${flag} must be one of ${choices.join(", ")}, got "${value}"`);
   return value as T;
 }
+
+/** A flag that must be token counts (integers >= 1) separated by commas. */
+export function tokenCountsFlag(value: string | undefined, flag: string, fallback: string): number[] {
+  const text = value ?? fallback;
+  const counts = text.split(",").map(Number);
+  if (counts.some((v) => !Number.isInteger(v) || v < 1)) throw new MetalaError("usage", `--${flag}: expected token counts separated by commas, got "${text}"`);
+  return counts;
+}

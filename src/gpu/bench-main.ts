@@ -12,6 +12,7 @@
  * time), the GLA's and GEMMs' shares of the GPU time and each GLA kernel's
  * time; then decode tokens/s.
  */
+import { tokenCountsFlag } from "../cli/args.js";
 import { parameterCount } from "../model/config.js";
 import { openCheckpoint } from "../model/checkpoint.js";
 import { presetSource } from "../model/preset.js";
@@ -26,13 +27,12 @@ function flag(name: string): string | undefined {
 
 /** A comma-separated list of token counts; anything else ends the run with one line. */
 function lengthsFlag(name: string, fallback: string): number[] {
-  const text = flag(name) ?? fallback;
-  const values = text.split(",").map(Number);
-  if (values.some((v) => !Number.isInteger(v) || v < 1)) {
-    console.error(`--${name}: expected token counts separated by commas, got "${text}"`);
+  try {
+    return tokenCountsFlag(flag(name), name, fallback);
+  } catch (e) {
+    console.error((e as Error).message);
     process.exit(2);
   }
-  return values;
 }
 
 const lengths = lengthsFlag("lengths", "512,2048,8192,32768");

@@ -183,6 +183,9 @@ export function gemvLanes(N: number): number {
   return N < 2048 ? 64 : 32;
 }
 
+/** Rows per workgroup of shaders/gemv.wgsl: its 256 invocations over gemvLanes(N) each. */
+const gemvRows = (N: number) => 256 / gemvLanes(N);
+
 /** The matrix-vector kernel's bindings: the GEMM's, then with the in-kernel norm its weight and bias. */
 function gemvBindings(wtype: WeightType, norm: boolean): BindingKind[] {
   return norm ? [...gemmBindings(wtype), "read", "read"] : gemmBindings(wtype);
@@ -195,10 +198,9 @@ function gemvBindings(wtype: WeightType, norm: boolean): BindingKind[] {
  */
 export function gemvSpec(N: number, epilogue: GemmEpilogue, act: GluActivation = "silu", wtype: WeightType = "f32", norm?: { layernorm: boolean }) {
   const base = gemmBindings(wtype);
-  const lanes = gemvLanes(N);
   return {
     files: ["math.wgsl", "activations.wgsl", ...weightFiles(wtype), "gemm-io.wgsl", ...(norm ? ["reduce.wgsl", "gemv-input-norm.wgsl"] : ["gemv-input.wgsl"]), "gemv.wgsl"],
-    defs: { LANES: lanes, RB: 256 / lanes, EPILOGUE: EPILOGUE_CODE[epilogue], ...(norm ? { LAYERNORM: norm.layernorm, NORM_BINDING: base.length } : {}) },
+    defs: { LANES: gemvLanes(N), RB: gemvRows(N), EPILOGUE: EPILOGUE_CODE[epilogue], ...(norm ? { LAYERNORM: norm.layernorm, NORM_BINDING: base.length } : {}) },
     extra: gluActSource(act),
     bindings: gemvBindings(wtype, !!norm),
   };
@@ -304,7 +306,7 @@ export class GemmOp {
     if (M === 1 && !tile && splits === 1) {
       pass.setPipeline(this.gemv);
       pass.setBindGroup(0, this.gemvBindGroup);
-      pass.dispatchWorkgroups(Math.ceil(this.shape.N / (256 / gemvLanes(this.shape.N))));
+      pass.dispatchWorkgroups(Math.ceil(this.shape.N / gemvRows(this.shape.N)));
       return;
     }
     tile ??= chooseTile(M, this.shape.N, this.tiles, splits);
