@@ -5,7 +5,16 @@
 // values are staged 16 tokens at a time.
 // The value columns may be split over VS workgroups (grid z, VW = V / VS
 // columns each), to keep a GPU busy when there are few (chunk, head) pairs.
-// Host constants: H, K, V, DK, NP (projection row stride), V_OFF (column of v), VS.
+//
+// The product is bound by workgroup-memory loads, not FMAs (one warp-wide
+// load issues per clock per multiprocessor): so each thread owns a register
+// tile of TK key rows x 4 consecutive value columns (one vec4), and per
+// token loads the 4 values as one vec4 and its TK keys (as TK / 4 vec4 when
+// TK >= 4), TK + 1 or TK / 4 + 1 loads for 4 TK FMAs. The host picks TK
+// (1, 2, 4, 8) as large as keeps all 256 threads busy. Staged rows are
+// zero-padded: keys to KP (a multiple of 4 and of TK), values to 4 VQ, so
+// any K and VW work. Each output still sums its tokens in order.
+// Host constants: H, K, V, DK, NP (projection row stride), V_OFF (column of v), VS, TK.
 
 struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 
@@ -17,10 +26,15 @@ struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 
 const NT: u32 = 256u;
 const VW: u32 = V / VS;
-const EPT: u32 = (K * VW + NT - 1u) / NT;
+const VQ: u32 = (VW + 3u) / 4u;          // value quads of the slice
+const NKB: u32 = (K + TK - 1u) / TK;     // key-row blocks
+const KP: u32 = (NKB * TK + 3u) / 4u * 4u; // staged key row length
+const KQ: u32 = KP / 4u;
+const NB: u32 = NKB * VQ;                // register tiles
+const IPT: u32 = (NB + NT - 1u) / NT;    // tiles per thread
 
-var<workgroup> kd: array<f32, 16u * K>;
-var<workgroup> vs: array<f32, 16u * VW>;
+var<workgroup> kd: array<vec4<f32>, 16u * KQ>;
+var<workgroup> vs: array<vec4<f32>, 16u * VQ>;
 
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -28,39 +42,68 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   let h = wid.y;
   let v0 = wid.z * VW;
   let last = (c * 64u + 63u) * DK + h * K;
-  var acc: array<f32, EPT>;
+  var acc: array<vec4<f32>, IPT * TK>;
   for (var s0 = 0u; s0 < 64u; s0 += 16u) {
     // (a constant trip count, not e < N from tid: the compiler unrolls it and issues the loads together)
-    for (var k_ = 0u; k_ < (16u * K + NT - 1u) / NT; k_++) {
+    for (var k_ = 0u; k_ < (16u * KP + NT - 1u) / NT; k_++) {
       let e = tid + NT * k_;
-      if (e >= 16u * K) { break; }
-      let s = e / K;
-      let k = e % K;
-      let row = c * 64u + s0 + s;
-      let i = row * DK + h * K + k;
-      kd[e] = Kk[i] * exp(B[last + k] - B[i]);
+      if (e >= 16u * KP) { break; }
+      let k = e % KP;
+      var x = 0.0;
+      if (k < K) {
+        let i = (c * 64u + s0 + e / KP) * DK + h * K + k;
+        x = Kk[i] * exp(B[last + k] - B[i]);
+      }
+      kd[e / 4u][e % 4u] = x;
     }
-    for (var k_ = 0u; k_ < (16u * VW + NT - 1u) / NT; k_++) {
+    for (var k_ = 0u; k_ < (64u * VQ + NT - 1u) / NT; k_++) {
       let e = tid + NT * k_;
-      if (e >= 16u * VW) { break; }
-      let row = c * 64u + s0 + e / VW;
-      vs[e] = select(0.0, P[row * NP + V_OFF + h * V + v0 + e % VW], row < dims.T);
+      if (e >= 64u * VQ) { break; }
+      let row = c * 64u + s0 + e / (4u * VQ);
+      let v = e % (4u * VQ);
+      var x = 0.0;
+      if (v < VW && row < dims.T) { x = P[row * NP + V_OFF + h * V + v0 + v]; }
+      vs[e / 4u][e % 4u] = x;
     }
     workgroupBarrier();
-    for (var i = 0u; i < EPT; i++) {
+    for (var i = 0u; i < IPT; i++) {
       let e = tid + i * NT;
-      if (e < K * VW) {
-        let k = e / VW;
-        let v = e % VW;
-        var a = acc[i];
-        for (var s = 0u; s < 16u; s++) { a = fma(kd[s * K + k], vs[s * VW + v], a); }
-        acc[i] = a;
+      if (e < NB) {
+        let kb = e / VQ;
+        let vq = e % VQ;
+        for (var s = 0u; s < 16u; s++) {
+          let v = vs[s * VQ + vq];
+          if (TK >= 4u) {
+            for (var t4 = 0u; t4 < TK / 4u; t4++) {
+              let kk = kd[s * KQ + kb * (TK / 4u) + t4];
+              for (var t = 0u; t < 4u; t++) {
+                let a = i * TK + t4 * 4u + t;
+                acc[a] = fma(vec4<f32>(kk[t]), v, acc[a]);
+              }
+            }
+          } else {
+            for (var t = 0u; t < TK; t++) {
+              let k = s * KP + kb * TK + t;
+              acc[i * TK + t] = fma(vec4<f32>(kd[k / 4u][k % 4u]), v, acc[i * TK + t]);
+            }
+          }
+        }
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < EPT; i++) {
+  for (var i = 0u; i < IPT; i++) {
     let e = tid + i * NT;
-    if (e < K * VW) { U[(c * H + h) * K * V + (e / VW) * V + v0 + e % VW] = acc[i]; }
+    if (e < NB) {
+      let kb = e / VQ;
+      let vq = e % VQ;
+      for (var t = 0u; t < TK; t++) {
+        let k = kb * TK + t;
+        for (var j = 0u; j < 4u; j++) {
+          let v = vq * 4u + j;
+          if (k < K && v < VW) { U[(c * H + h) * K * V + k * V + v0 + v] = acc[i * TK + t][j]; }
+        }
+      }
+    }
   }
 }

@@ -32,8 +32,24 @@ export interface GlaBuffers {
  */
 const ENOUGH_WORKGROUPS = 256;
 
-/** Value-column splits offered (where they divide V). Measured on the H200 at T = 512 over 24 layers: 0.61 ms at VS = 2, 0.46 at 4. */
-const STATE_SPLITS = [1, 2, 4];
+/**
+ * Value-column splits offered (where they divide V). Measured on the H200 at
+ * T = 512 over 24 layers, with the register tiles of stateKeyRows: 0.25-0.27
+ * ms at VS = 2 (TK = 4), 0.28-0.33 at 4 (TK = 2; without the tiles, 0.61 at
+ * 2 and 0.37-0.41 at 4).
+ */
+const STATE_SPLITS = [1, 2];
+
+/**
+ * Key rows TK of each chunk-state thread's register tile (TK x 4 value
+ * columns): the largest of 8, 4, 2 that still leaves a tile for each of the
+ * kernel's 256 threads (a larger tile needs fewer workgroup-memory loads per
+ * FMA, but idle threads waste the multiprocessor), else 1. metala-380m
+ * (K = 64, V = 128): TK = 8 with the value columns whole, 4 split two ways.
+ */
+function stateKeyRows(K: number, VW: number): number {
+  return [8, 4, 2].find((TK) => Math.ceil(K / TK) * Math.ceil(VW / 4) >= 256) ?? 1;
+}
 
 export class GlaOp {
   private constructor(
@@ -55,7 +71,7 @@ export class GlaOp {
       makeDispatch(
         p,
         ["gla-chunk-state.wgsl"],
-        { H: m.H, K: m.K, V: m.V, DK: m.DK, NP: m.NP, V_OFF: m.V_OFF, VS },
+        { H: m.H, K: m.K, V: m.V, DK: m.DK, NP: m.NP, V_OFF: m.V_OFF, VS, TK: stateKeyRows(m.K, m.V / VS) },
         ["uniform", "read", "read", "read", "rw"],
         [b.dims, b.P, b.B, b.Kk, b.U],
         (_T, nC) => [nC, m.H, VS],
