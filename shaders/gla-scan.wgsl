@@ -2,7 +2,9 @@
 // One thread per state entry (h, k, v) walks the chunks in order:
 //   S_start(c) = S;  S = exp(b_last(c)) * S + U_c
 // U_c is replaced by S_start(c) (what pass 3 reads), and the layer's state
-// buffer ends holding the state after the prompt.
+// buffer ends holding the state after the prompt. The chunks go 4 at a time,
+// their loads issued before the dependent updates: a short prompt's scan is
+// a chain of memory latencies, one per group instead of one per chunk.
 // Host constants: H, K, V, DK.
 
 struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
@@ -18,11 +20,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (e >= H * K * V) { return; }
   let hk = e / V;  // h * K + k
   var s = S[e];
-  for (var c = 0u; c < dims.nC; c++) {
-    let i = c * H * K * V + e;
-    let u = U[i];
-    U[i] = s;
-    s = fma(exp(B[(c * 64u + 63u) * DK + hk]), s, u);
+  for (var c0 = 0u; c0 < dims.nC; c0 += 4u) {
+    var u: array<f32, 4>;
+    var a: array<f32, 4>;
+    for (var j = 0u; j < 4u; j++) {
+      let c = min(c0 + j, dims.nC - 1u);
+      u[j] = U[c * H * K * V + e];
+      a[j] = B[(c * 64u + 63u) * DK + hk];
+    }
+    for (var j = 0u; j < 4u; j++) {
+      let c = c0 + j;
+      if (c < dims.nC) {
+        U[c * H * K * V + e] = s;
+        s = fma(exp(a[j]), s, u[j]);
+      }
+    }
   }
   S[e] = s;
 }
