@@ -1,6 +1,7 @@
 // The CPU engine's thread pool (src/cpu/pool.ts): every row of a job is
 // computed exactly once whatever the split (fixed shares, tiles that do or do
-// not divide the rows), over many jobs in a row, with 1 and 2 threads. Each
+// not divide the rows, the last tiles cut in quarters rounded to the
+// alignment), over many jobs in a row, with 1 and 2 threads. Each
 // job accumulates a mat-vec onto y, so a tile run twice or skipped shows up
 // against the reference product.
 import { test } from "uvu";
@@ -32,7 +33,7 @@ const x = Float64Array.from(uniform(rand, cols, 1));
 const expected = ref.matVec(W, rows, cols, x);
 
 for (const threads of [1, 2]) {
-  test(`${threads} thread(s): 600 jobs of fixed shares and of tiles each cover every row exactly once`, async () => {
+  test(`${threads} thread(s): 650 jobs of fixed shares and of tiles each cover every row exactly once`, async () => {
     if (threads > 1 && !features.threads) return; // no shared memory on this host
     await withPool(threads, async (pool, buf) => {
       const wp = 65536, xp = wp + rows * cols * 4, yp = xp + 4096;
@@ -40,9 +41,13 @@ for (const threads of [1, 2]) {
       new Float32Array(buf, xp, cols).set(x);
       const y = new Float32Array(buf, yp, rows);
       y.fill(0);
-      const splits = [0, 1, 4, 7, 64, 100, 333, 1000];
-      const jobs = 600;
-      for (let j = 0; j < jobs; j++) pool.run("matVecF32", rows, 1, [wp, xp, yp, cols, 1], splits[j % splits.length]);
+      // [tile, alignment]: tiles of 7 end in quarters of 2 rows, of 100 in 25, of 64 aligned to 4 in 16, of 104 aligned to 8 in 32
+      const splits = [[0, 1], [1, 1], [4, 1], [7, 1], [64, 1], [100, 1], [333, 1], [1000, 1], [0, 4], [64, 4], [100, 4], [8, 8], [104, 8]];
+      const jobs = 650;
+      for (let j = 0; j < jobs; j++) {
+        const [tile, align] = splits[j % splits.length];
+        pool.run("matVecF32", rows, align, [wp, xp, yp, cols, 1], tile);
+      }
       for (let r = 0; r < rows; r++) {
         const want = jobs * expected[r];
         assert.ok(Math.abs(y[r] - want) <= 1e-3 * (1 + Math.abs(want)), `row ${r}: ${y[r]} vs ${want}`);

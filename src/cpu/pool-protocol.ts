@@ -3,7 +3,9 @@ import { PARALLEL_KERNELS, type Kernels } from "./kernels.js";
 /**
  * The job slot shared by the pool's threads: an Int32Array over its own
  * SharedArrayBuffer. The main thread writes a job (GEN + 1), publishes it in
- * GEN and joins in. A job is a list of NTILES tiles of TILE rows; any thread
+ * GEN and joins in. A job is a list of NTILES tiles: NBIG of TILE rows,
+ * then the rest of SMALL rows (the job's last rows in smaller pieces, so
+ * that the threads finish close together); any thread
  * takes the next tile by a compare-and-swap on CLAIM, which holds the job's
  * generation with the next tile's index, and counts it in FINISHED when
  * done. The main thread returns once FINISHED reaches NTILES: it never waits
@@ -22,7 +24,9 @@ export const TILE = 5;
 export const NTILES = 6;
 export const NARGS = 7;
 export const QUIT = 8;
-export const ARGS = 9;
+export const NBIG = 9;
+export const SMALL = 10;
+export const ARGS = 11;
 export const MAX_ARGS = 13;
 export const CONTROL_INTS = ARGS + MAX_ARGS;
 
@@ -61,8 +65,9 @@ export function runTiles(kernels: Kernels, ctl: Int32Array, gen: number, tid: nu
     if (Atomics.compareExchange(ctl, CLAIM, c, c + 1) !== c) continue;
     // the claim succeeded, so job `gen` is still the one described in ctl
     const fn = (kernels as unknown as Record<string, AnyKernel>)[PARALLEL_KERNELS[ctl[FN]]];
-    const r0 = i * ctl[TILE];
-    runRows(fn, ctl, r0, Math.min(ctl[ROWS], r0 + ctl[TILE]), tid);
+    const big = ctl[NBIG];
+    const r0 = i < big ? i * ctl[TILE] : big * ctl[TILE] + (i - big) * ctl[SMALL];
+    runRows(fn, ctl, r0, Math.min(ctl[ROWS], r0 + (i < big ? ctl[TILE] : ctl[SMALL])), tid);
     if (Atomics.add(ctl, FINISHED, 1) + 1 === ctl[NTILES]) Atomics.notify(ctl, FINISHED);
   }
 }
