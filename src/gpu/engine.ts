@@ -129,9 +129,11 @@ class GpuEngine implements WebGpuEngine {
   /**
    * One mappable buffer per part and read-back size (a decode step's, a
    * prefill part's), shared by the sessions, whose calls run one at a time:
-   * a session made per request (Model.generateText) finds them made.
+   * a session made per request (Model.generateText) finds them made. A
+   * step recorded ahead and the step that runs it get the same buffer.
    */
-  stagingOf(part: number, size: number): GPUBuffer {
+  stagingOf(part: number, bytes: number): GPUBuffer {
+    const size = Math.max(16, bytes); // (mapping needs a non-empty buffer)
     const key = `${part}:${size}`;
     let b = this.stagings.get(key);
     if (!b) {
@@ -302,7 +304,7 @@ class WebGpuSession implements EngineSession {
     const logitBytes = headRows * c.vocabSize * 4;
     const layerBytes = readState ? b.state[0].S.size + b.state[0].conv.size : 0;
     const parts = this.partsOf(f, T);
-    const stagings = parts.map(([from, to], i) => this.engine.stagingOf(i, Math.max(16, (i === parts.length - 1 ? logitBytes : 0) + (to - from) * layerBytes)));
+    const stagings = parts.map(([from, to], i) => this.engine.stagingOf(i, (i === parts.length - 1 ? logitBytes : 0) + (to - from) * layerBytes));
     const isStep = T === 1 && headRows === 1 && !readState;
     const ready = isStep && this.prepared !== null && this.prepared.epoch === this.engine.epoch && !this.zero;
     device.pushErrorScope("out-of-memory");
@@ -313,8 +315,7 @@ class WebGpuSession implements EngineSession {
       maps.push(stagings[i].mapAsync(GPUMapMode.READ));
     });
     const t1 = performance.now();
-    const stepStaging = this.engine.stagingOf(0, Math.max(16, c.vocabSize * 4));
-    this.prepared = { cmd: this.encodeCall(f, 1, 1, false, stepStaging), epoch: this.engine.epoch };
+    this.prepared = { cmd: this.encodeCall(f, 1, 1, false, this.engine.stagingOf(0, c.vocabSize * 4)), epoch: this.engine.epoch };
     // both popped before any await: another session's call may push scopes of its own meanwhile
     const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
     const settled = Promise.allSettled(maps);
