@@ -29,8 +29,13 @@ const WX: u32 = BN / TN;
 const WY: u32 = BM / TM;
 const NT: u32 = WX * WY;
 const KQ: u32 = BK / 4u;              // vec4s per tile row
-const LA: u32 = BM * KQ / NT;         // vec4 loads per thread for the A tile
-const LB: u32 = BN * KQ / NT;
+// vec4 loads per thread for the A and W tiles; where a tile's vec4s do not
+// divide evenly over the threads (BN = 88), the last round is guarded (a
+// constant test, folded away for the even tiles)
+const LA: u32 = (BM * KQ + NT - 1u) / NT;
+const LB: u32 = (BN * KQ + NT - 1u) / NT;
+const A_EVEN: bool = BM * KQ % NT == 0u;
+const B_EVEN: bool = BN * KQ % NT == 0u;
 // A padded row (+4 floats) spreads the transposed stores over the banks.
 const SA: u32 = BM + 4u;
 const SB: u32 = BN + 4u;
@@ -64,20 +69,21 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     let e = tid + i * NT;
     let r = m0 + e / KQ;
     let k = kb + (e % KQ) * 4u;
-    let ok = r < M && k < K;
+    let ok = r < M && k < K && (A_EVEN || e < BM * KQ);
     ra[i] = select(vec4<f32>(0.0), A[(p.a_off + min(r, M - 1u) * p.lda + min(k, p.K - 4u)) / 4u], ok);
   }
   for (var i = 0u; i < LB; i++) {
     let e = tid + i * NT;
     let r = n0 + e / KQ;
     let k = kb + (e % KQ) * 4u;
-    let ok = r < N && k < K;
+    let ok = r < N && k < K && (B_EVEN || e < BN * KQ);
     rb[i] = select(vec4<f32>(0.0), load_w((p.w_off + min(r, N - 1u) * p.K + min(k, p.K - 4u)) / 4u), ok);
   }
 
   for (var k0 = kb; k0 < K; k0 += BK) {
     for (var i = 0u; i < LA; i++) {
       let e = tid + i * NT;
+      if (!A_EVEN && e >= BM * KQ) { break; }
       let r = e / KQ;
       let k = (e % KQ) * 4u;
       let v = ra[i];
@@ -88,6 +94,7 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     }
     for (var i = 0u; i < LB; i++) {
       let e = tid + i * NT;
+      if (!B_EVEN && e >= BN * KQ) { break; }
       let r = e / KQ;
       let k = (e % KQ) * 4u;
       let v = rb[i];
@@ -104,14 +111,14 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
         let e = tid + i * NT;
         let r = m0 + e / KQ;
         let k = kn + (e % KQ) * 4u;
-        let ok = r < M && k < K;
+        let ok = r < M && k < K && (A_EVEN || e < BM * KQ);
         ra[i] = select(vec4<f32>(0.0), A[(p.a_off + min(r, M - 1u) * p.lda + min(k, p.K - 4u)) / 4u], ok);
       }
       for (var i = 0u; i < LB; i++) {
         let e = tid + i * NT;
         let r = n0 + e / KQ;
         let k = kn + (e % KQ) * 4u;
-        let ok = r < N && k < K;
+        let ok = r < N && k < K && (B_EVEN || e < BN * KQ);
         rb[i] = select(vec4<f32>(0.0), load_w((p.w_off + min(r, N - 1u) * p.K + min(k, p.K - 4u)) / 4u), ok);
       }
     }

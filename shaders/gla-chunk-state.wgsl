@@ -2,7 +2,8 @@
 // state at its end (spec §4), per head:
 //   U_c = sum_s (k_s * exp(b_last - b_s))^T v_s        [K, V]
 // every exponent <= 0. Workgroup = (chunk, head); the chunk's keys and
-// values are staged 16 tokens at a time.
+// values are staged 16 tokens at a time, the next 16's loads in flight
+// while the current ones are multiplied.
 // The value columns may be split over VS workgroups (grid z, VW = V / VS
 // columns each), to keep a GPU busy when there are few (chunk, head) pairs.
 //
@@ -36,36 +37,64 @@ const IPT: u32 = (NB + NT - 1u) / NT;    // tiles per thread
 var<workgroup> kd: array<vec4<f32>, 16u * KQ>;
 var<workgroup> vs: array<vec4<f32>, 16u * VQ>;
 
+// A block's staged values, as loaded, per thread: (key, its running decay,
+// the chunk's last running decay) for KL key elements, VL values.
+const KL: u32 = (16u * KP + NT - 1u) / NT;
+const VL: u32 = (64u * VQ + NT - 1u) / NT;
+struct Block { k: array<f32, KL>, b: array<f32, KL>, bl: array<f32, KL>, v: array<f32, VL> }
+
+// Block s0's loads only (a short prompt runs one or two workgroups per
+// multiprocessor, so nothing else hides their latency): issued before the
+// current block's products, used after them.
+fn load_block(c: u32, h: u32, v0: u32, s0: u32, tid: u32) -> Block {
+  var r: Block;
+  let last = (c * 64u + 63u) * DK + h * K;
+  for (var k_ = 0u; k_ < KL; k_++) {
+    let e = tid + NT * k_;
+    let k = e % KP;
+    r.k[k_] = 0.0;
+    r.b[k_] = 0.0;
+    r.bl[k_] = 0.0;
+    if (e < 16u * KP && k < K) {
+      let i = (c * 64u + s0 + e / KP) * DK + h * K + k;
+      r.k[k_] = Kk[i];
+      r.b[k_] = B[i];
+      r.bl[k_] = B[last + k];
+    }
+  }
+  for (var k_ = 0u; k_ < VL; k_++) {
+    let e = tid + NT * k_;
+    let row = c * 64u + s0 + e / (4u * VQ);
+    let v = e % (4u * VQ);
+    r.v[k_] = 0.0;
+    if (e < 64u * VQ && v < VW && row < dims.T) { r.v[k_] = P[row * NP + V_OFF + h * V + v0 + v]; }
+  }
+  return r;
+}
+
+// The keys rescaled to the chunk's end (every exponent <= 0) and the values, into workgroup memory.
+fn stage_block(r: ptr<function, Block>, tid: u32) {
+  for (var k_ = 0u; k_ < KL; k_++) {
+    let e = tid + NT * k_;
+    if (e < 16u * KP) { kd[e / 4u][e % 4u] = (*r).k[k_] * exp((*r).bl[k_] - (*r).b[k_]); }
+  }
+  for (var k_ = 0u; k_ < VL; k_++) {
+    let e = tid + NT * k_;
+    if (e < 64u * VQ) { vs[e / 4u][e % 4u] = (*r).v[k_]; }
+  }
+}
+
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = wid.x;
   let h = wid.y;
   let v0 = wid.z * VW;
-  let last = (c * 64u + 63u) * DK + h * K;
   var acc: array<vec4<f32>, IPT * TK>;
+  var blk = load_block(c, h, v0, 0u, tid);
   for (var s0 = 0u; s0 < 64u; s0 += 16u) {
-    // (a constant trip count, not e < N from tid: the compiler unrolls it and issues the loads together)
-    for (var k_ = 0u; k_ < (16u * KP + NT - 1u) / NT; k_++) {
-      let e = tid + NT * k_;
-      if (e >= 16u * KP) { break; }
-      let k = e % KP;
-      var x = 0.0;
-      if (k < K) {
-        let i = (c * 64u + s0 + e / KP) * DK + h * K + k;
-        x = Kk[i] * exp(B[last + k] - B[i]);
-      }
-      kd[e / 4u][e % 4u] = x;
-    }
-    for (var k_ = 0u; k_ < (64u * VQ + NT - 1u) / NT; k_++) {
-      let e = tid + NT * k_;
-      if (e >= 64u * VQ) { break; }
-      let row = c * 64u + s0 + e / (4u * VQ);
-      let v = e % (4u * VQ);
-      var x = 0.0;
-      if (v < VW && row < dims.T) { x = P[row * NP + V_OFF + h * V + v0 + v]; }
-      vs[e / 4u][e % 4u] = x;
-    }
+    stage_block(&blk, tid);
     workgroupBarrier();
+    if (s0 + 16u < 64u) { blk = load_block(c, h, v0, s0 + 16u, tid); }
     for (var i = 0u; i < IPT; i++) {
       let e = tid + i * NT;
       if (e < NB) {

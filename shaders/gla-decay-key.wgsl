@@ -66,10 +66,16 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   workgroupBarrier();
   let col = c0 + tid;
   if (tid < 64u && col >= A_OFF && col < A_OFF + DK) {
+    // 16 decays at a time into registers first: their loads issue together, and the chain of
+    // dependent steps is the adds alone, not a workgroup-memory load each
     var b = 0.0;
-    for (var t = 0u; t < 64u; t++) {
-      b += gkm[t * 64u + tid];
-      B[(c * 64u + t) * DK + col - A_OFF] = b;
+    for (var t0 = 0u; t0 < 64u; t0 += 16u) {
+      var g: array<f32, 16>;
+      for (var t = 0u; t < 16u; t++) { g[t] = gkm[(t0 + t) * 64u + tid]; }
+      for (var t = 0u; t < 16u; t++) {
+        b += g[t];
+        B[(c * 64u + t0 + t) * DK + col - A_OFF] = b;
+      }
     }
   }
 }

@@ -22,24 +22,53 @@ struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 @group(0) @binding(5) var<storage, read> waug: array<f32>;
 @group(0) @binding(6) var<storage, read_write> O: array<f32>;
 
-// S0's rows kb .. kb + 15 (zero past K) for chunk c, head h, into sm[off ..] as [16][V].
-fn stage_state_rows(c: u32, h: u32, kb: u32, off: u32, tid: u32) {
-  for (var k_ = 0u; k_ < (16u * V + 255u) / 256u; k_++) {
+// 16 rows of V floats as 256 invocations stage them: RL each, held in
+// registers between the loads and the stores, so that a kernel can issue
+// the next rows' loads before the work on the current ones (a short
+// prompt's few workgroups leave nothing else to hide their latency).
+const RL: u32 = (16u * V + 255u) / 256u;
+alias Rows = array<f32, RL>;
+
+// S0's rows kb .. kb + 15 (zero past K) for chunk c, head h.
+fn load_state_rows(c: u32, h: u32, kb: u32, tid: u32) -> Rows {
+  var r: Rows;
+  for (var k_ = 0u; k_ < RL; k_++) {
     let e = tid + 256u * k_;
-    if (e >= 16u * V) { break; }
     let j = e / V;
-    sm[off + e] = select(0.0, S0[((c * H + h) * K + kb + j) * V + e % V], kb + j < K);
+    r[k_] = 0.0;
+    if (e < 16u * V && kb + j < K) { r[k_] = S0[((c * H + h) * K + kb + j) * V + e % V]; }
+  }
+  return r;
+}
+
+// v of chunk c's rows r0 .. r0 + 15 (zero past the prompt), head h.
+fn load_values(c: u32, h: u32, r0: u32, tid: u32) -> Rows {
+  var r: Rows;
+  for (var k_ = 0u; k_ < RL; k_++) {
+    let e = tid + 256u * k_;
+    let vrow = c * 64u + r0 + e / V;
+    r[k_] = 0.0;
+    if (e < 16u * V && vrow < dims.T) { r[k_] = P[vrow * NP + V_OFF + h * V + e % V]; }
+  }
+  return r;
+}
+
+// Loaded rows into sm[off ..] as [16][V].
+fn put_rows(r: ptr<function, Rows>, off: u32, tid: u32) {
+  for (var k_ = 0u; k_ < RL; k_++) {
+    let e = tid + 256u * k_;
+    if (e < 16u * V) { sm[off + e] = (*r)[k_]; }
   }
 }
 
-// v of chunk c's rows r0 .. r0 + 15 (zero past the prompt), head h, into sm[off ..] as [16][V].
+fn stage_state_rows(c: u32, h: u32, kb: u32, off: u32, tid: u32) {
+  var r = load_state_rows(c, h, kb, tid);
+  put_rows(&r, off, tid);
+}
+
 fn stage_values(c: u32, h: u32, r0: u32, off: u32, tid: u32) {
-  for (var k_ = 0u; k_ < (16u * V + 255u) / 256u; k_++) {
-    let e = tid + 256u * k_;
-    if (e >= 16u * V) { break; }
-    let vrow = c * 64u + r0 + e / V;
-    sm[off + e] = select(0.0, P[vrow * NP + V_OFF + h * V + e % V], vrow < dims.T);
-  }
+  var r = load_values(c, h, r0, tid);
+  put_rows(&r, off, tid);
 }
 
 // The gate's sums: row_sum overwrites the first 256 floats of sm (after a barrier).

@@ -43,6 +43,29 @@ const OFF_S: u32 = OFF_Q + 768u;
 const OFF_V: u32 = 1024u;
 var<workgroup> sm: array<f32, OFF_S + 16u * V>;
 
+// What a block of 16 key dims stages, as loaded: this invocation's 4
+// elements of the keys k and their running decays b (rows 0 .. keys - 1,
+// zero past K), its row's q in dim kb + g, and its share of S0's 16 rows.
+struct KeyBlock { k: array<f32, 4>, b: array<f32, 4>, q: f32, s: Rows }
+
+fn load_key_block(c: u32, h: u32, keys: u32, kb: u32, row: u32, live: bool, g: u32, tid: u32) -> KeyBlock {
+  var r: KeyBlock;
+  for (var k_ = 0u; k_ < 4u; k_++) {
+    let e = tid + 256u * k_;
+    r.k[k_] = 0.0;
+    r.b[k_] = 0.0;
+    if (e < keys * 16u && kb + e % 16u < K) {
+      let i = (c * 64u + e / 16u) * DK + h * K + kb + e % 16u;
+      r.k[k_] = Kk[i];
+      r.b[k_] = B[i];
+    }
+  }
+  r.q = 0.0;
+  if (live && kb + g < K) { r.q = P[row * NP + Q_OFF + h * K + kb + g]; }
+  r.s = load_state_rows(c, h, kb, tid);
+  return r;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = wid.x;
@@ -63,21 +86,22 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   var a: array<f32, 4>;
   var aug = 0.0;  // this thread's key dims' share of q . (k * w_aug)
 
+  // each block of 16 key dims' loads are issued before the work on the block before it
+  var blk = load_key_block(c, h, keys, 0u, row, live, g, tid);
   for (var kb = 0u; kb < K; kb += 16u) {
-    // (a constant trip count, not e < N from tid: the compiler unrolls it and issues the loads together)
-    for (var k_ = 0u; k_ < (1024u + 256u - 1u) / 256u; k_++) {
+    for (var k_ = 0u; k_ < 4u; k_++) {
       let e = tid + 256u * k_;
-      if (e >= keys * 16u) { break; }
-      let i = (c * 64u + e / 16u) * DK + h * K + kb + e % 16u;
-      let ok = kb + e % 16u < K;
-      let at = e / 16u * KS + e % 16u;
-      sm[at] = select(0.0, Kk[i], ok);
-      sm[OFF_B + at] = select(0.0, B[i], ok);
+      if (e < keys * 16u) {
+        let at = e / 16u * KS + e % 16u;
+        sm[at] = blk.k[k_];
+        sm[OFF_B + at] = blk.b[k_];
+      }
     }
-    stage_state_rows(c, h, kb, OFF_S, tid);
+    put_rows(&blk.s, OFF_S, tid);
     let dim = kb + g;
-    let qv = select(0.0, P[row * NP + Q_OFF + h * K + dim], live && dim < K);
+    let qv = blk.q;
     workgroupBarrier();
+    if (kb + 16u < K) { blk = load_key_block(c, h, keys, kb + 16u, row, live, g, tid); }
     // earlier sub-chunks' keys rescaled to row n, in place (the diagonal block reads rows >= n, raw)
     for (var k_ = 0u; k_ < (768u + 256u - 1u) / 256u; k_++) {
       let e = tid + 256u * k_;
@@ -118,11 +142,13 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
   }
 
   // A (scaled; zero above the diagonal) to workgroup memory; then o += A v, 16 keys at a time
+  var vals = load_values(c, h, 0u, tid);
   for (var jj = 0u; jj < 4u; jj++) { sm[r * 64u + jj * 16u + g] = SCALE * a[jj]; }
   for (var jj = 0u; jj <= sub; jj++) {
     workgroupBarrier();
-    stage_values(c, h, jj * 16u, OFF_V, tid);
+    put_rows(&vals, OFF_V, tid);
     workgroupBarrier();
+    if (jj < sub) { vals = load_values(c, h, (jj + 1u) * 16u, tid); }
     for (var s = 0u; s < 16u; s++) {
       let w = sm[r * 64u + jj * 16u + s];
       for (var u = 0u; u < VPT; u++) {

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { gpuOrSkip, randomArray, relError } from "./gpu-support.mjs";
 
 const { Pipelines, uploadF32, uniformU32, storageBuffer } = await import("../dist/gpu/pipelines.js");
-const { GemmOp, GEMM_TILES, GEMM_PLAN, chooseProduct, chooseResidual, chooseSplits, chooseTile, gemvLanes } = await import("../dist/gpu/gemm.js");
+const { GemmOp, GEMM_TILES, GEMM_PLAN, WIDE_TILE, chooseProduct, chooseResidual, chooseSplits, chooseTile, gemvLanes, wideTileFor } = await import("../dist/gpu/gemm.js");
 const { readF32 } = await import("../dist/gpu/readback.js");
 
 // Plain float64 loops, the definition of each epilogue.
@@ -64,7 +64,8 @@ async function runGemm(ctx, { M, N, K, lda, epilogue, act = "silu", tile, C0, aO
   }
   // split-K: the slices' sums land in `partials`, poisoned first so that a slice left unwritten shows
   const partials = splits > 1 ? uploadF32(device, new Float32Array(splits * M * N).fill(1e30)) : undefined;
-  const op = await GemmOp.create(p, { N, K, lda, ldc: outCols, aOff }, epilogue, act, { ...bufs, gemvNorm: normParts, partials });
+  // (pipelines for the forced tile only, so that a tile outside GEMM_TILES runs too)
+  const op = await GemmOp.create(p, { N, K, lda, ldc: outCols, aOff }, epilogue, act, { ...bufs, gemvNorm: normParts, partials }, tile ? { tile } : undefined);
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   op.encode(pass, M, tile, splits);
@@ -116,12 +117,24 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   const one = { tiles: { t64x64 }, minSplitK: 256 };
   assert.equal(chooseResidual(512, 1024, 1024, one), { tile: t64x64, splits: chooseSplits(512, 1024, 1024, one) });
   assert.equal(chooseProduct(512, 3072, 1024, one), { tile: t64x64, splits: chooseSplits(512, 3072, 1024, one) });
+  // with the wide tile (devices that run 352 invocations): the GLU where 128x64 fills its one or two
+  // rounds to 89% and the wide tile its rounds of 264 to 97%; elsewhere as without it
+  const wide = { ...GEMM_PLAN, wide: WIDE_TILE };
+  assert.equal(chooseProduct(512, 5632, 1024, wide), { tile: WIDE_TILE, splits: 1 });
+  assert.equal(chooseProduct(1024, 5632, 1024, wide), { tile: WIDE_TILE, splits: 1 });
+  for (const M of [384, 640, 768, 896, 2048]) assert.equal(chooseProduct(M, 5632, 1024, wide), chooseProduct(M, 5632, 1024), `GLU M=${M}`);
+  for (const M of [512, 1024, 1920]) assert.equal(chooseProduct(M, 3072, 1024, wide), chooseProduct(M, 3072, 1024), `q, k, v, g M=${M}`);
 });
 
 test("gemm store: every tile shape, ragged M and N, K not a multiple of the K step", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  for (const [name, tile] of Object.entries(GEMM_TILES))
+  // tiles whose loads do not divide evenly over their threads, as the wide one's A tile (which
+  // needs more invocations than SwiftShader runs: tested where the device runs it): A uneven
+  // (64x88: 256 vec4s over 176 threads), A and W uneven (48x24: 192 and 96 over 72)
+  const uneven = { u64x88: { BM: 64, BN: 88, BK: 16, TM: 8, TN: 4 }, u48x24: { BM: 48, BN: 24, BK: 16, TM: 4, TN: 4 } };
+  const wide = wideTileFor(ctx.device.limits);
+  for (const [name, tile] of Object.entries({ ...GEMM_TILES, ...uneven, ...(wide ? { wide } : {}) }))
     for (const [M, N, K] of [[1, 8, 16], [37, 100, 20], [130, 72, 96]]) {
       const lda = K + 4;
       const { got, ref } = await runGemm(ctx, { M, N, K, lda, epilogue: "store", tile, aOff: 8 });
@@ -195,7 +208,8 @@ for (const [act, f] of [["silu", silu], ["gelu", gelu]])
   test(`gemm glu (${act}): interleaved l1/l2 columns give act(l1) * l2 at half width`, async () => {
     const ctx = await gpuOrSkip();
     if (!ctx) return;
-    for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t32x64]) {
+    // (64x88: the wide tile's column groups and uneven loads)
+    for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t32x64, { BM: 64, BN: 88, BK: 16, TM: 8, TN: 4 }]) {
       const M = 70, N = 136, K = 40;
       const { got, ref } = await runGemm(ctx, { M, N, K, lda: K, epilogue: "glu", act, tile });
       const want = new Float64Array(M * (N / 2));

@@ -4,7 +4,7 @@ import type { MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { GpuForward } from "./forward.js";
-import { GEMM_PLAN, GEMM_TILES } from "./gemm.js";
+import { GEMM_PLAN, GEMM_TILES, wideTileFor } from "./gemm.js";
 import { GpuLostError } from "./lost.js";
 import { pipelinesFor, type Pipelines } from "./pipelines.js";
 import { uploadWeights, type GpuWeights } from "./weights.js";
@@ -120,8 +120,10 @@ class GpuEngine implements WebGpuEngine {
     if (!this.forwardPromise) {
       const maxTokens = this.chunkTokens;
       // a software adapter gains nothing from tile shapes: one saves compiling the others
-      const tiles = this.ctx.info.isFallbackAdapter ? { t64x64: GEMM_TILES.t64x64 } : GEMM_TILES;
-      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), { tiles, minSplitK: this.minSplitK });
+      const software = this.ctx.info.isFallbackAdapter;
+      const tiles = software ? { t64x64: GEMM_TILES.t64x64 } : GEMM_TILES;
+      const wide = software ? undefined : wideTileFor(this.ctx.device.limits);
+      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), { tiles, minSplitK: this.minSplitK, wide });
     }
     return this.forwardPromise;
   }

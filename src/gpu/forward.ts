@@ -1,6 +1,6 @@
 import type { MetalaConfig } from "../model/config.js";
 import { cdiv, GLA_CHUNK, makeDispatch, modelDefs, type Dispatch } from "./dispatch.js";
-import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, type GemmPlan, type GemmTile } from "./gemm.js";
+import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, planTiles, type GemmPlan, type GemmTile } from "./gemm.js";
 import { GlaOp } from "./gla.js";
 import { gluActSource, storageBuffer, uniformU32, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
@@ -90,6 +90,8 @@ export class GpuForward {
     plan: GemmPlan = GEMM_PLAN,
   ): Promise<GpuForward> {
     const tiles = plan.tiles;
+    // the products chooseProduct shapes may take the wide tile too
+    const productTiles = planTiles(plan);
     const device = p.device;
     const m = modelDefs(c);
     const d = c.hiddenSize, glu = c.gluDim, V = c.vocabSize;
@@ -158,7 +160,7 @@ export class GpuForward {
           tokenNorm: await norm(dims, lw.tokenNorm, XN, l > 0 ? w.layers[l - 1].b3 : undefined),
           conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d, R: CONV_ROWS }, ["uniform", "read", "read", "rw", "rw"], [dims, XN, lw.conv, state[l].conv, CV], (T) => [cdiv(d, 64), cdiv(T, CONV_ROWS)]),
           convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, state[l].conv, CV], () => [1]),
-          qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, tiles, w.wtype),
+          qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, productTiles, w.wtype),
           gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: state[l].S, O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }),
           out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, tiles, w.wtype),
           channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
@@ -168,7 +170,7 @@ export class GpuForward {
             "glu",
             c.gluAct,
             { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh, scales: lw.scales?.w12, partials: splitInto("glu"), gemvNorm: { A: X, w: lw.channelNorm.w, b: lw.channelNorm.b, layernorm: c.normType === "layernorm" } },
-            tiles,
+            productTiles,
             w.wtype,
           ),
           gluFold: splitAt.glu

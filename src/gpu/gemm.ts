@@ -30,6 +30,26 @@ export const GEMM_TILES: Record<string, GemmTile> = {
 };
 
 /**
+ * A wide tile for products whose big-tile workgroups fill their one or two
+ * rounds of the GPU badly: 352 invocations (8 x 4 outputs each), so only
+ * devices that allow that many get it (not SwiftShader's 256), and only two
+ * fit a multiprocessor of an H200 (ROUND.wide). Its loads do not divide
+ * evenly over its threads (gemm.wgsl guards the last round). Measured on
+ * the H200, metala-380m's GLU product (5632 wide): T = 512, 256 workgroups
+ * instead of 352 of 128x64 on 396 places, 4.60-4.68 ms over 24 layers
+ * against 4.77-4.83; T = 1024, 9.26-9.31 against 9.34-9.41; but slower
+ * where the big tile runs several rounds (T = 2048 18.2 against 16.7, 4096
+ * 36.0 against 32.8): fewer threads per multiprocessor.
+ */
+export const WIDE_TILE: GemmTile = { BM: 128, BN: 88, BK: 16, TM: 8, TN: 4 };
+
+/** WIDE_TILE if a device with these limits can run its workgroups. */
+export function wideTileFor(limits: GPUSupportedLimits): GemmTile | undefined {
+  const threads = (WIDE_TILE.BM / WIDE_TILE.TM) * (WIDE_TILE.BN / WIDE_TILE.TN);
+  return threads <= Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX) ? WIDE_TILE : undefined;
+}
+
+/**
  * Workgroups the device should get at least, to fill a big GPU (about two
  * per multiprocessor of an H200). Measured there at T = 512: the projection
  * of q, k, v, g ran at 26 TFLOP/s with 64x64 tiles (384 workgroups) against
@@ -45,7 +65,7 @@ const ENOUGH_WORKGROUPS = 256;
  * 704 workgroups 77.9 us; the q, k, v, g projection at M = 704: 288 of
  * 128x64, a round not full, 197 us, against 528 of 64x64 in 135 us).
  */
-const ROUND = { big: 396, next: 660 };
+const ROUND = { big: 396, next: 660, wide: 264 };
 
 /** Split-K counts a product whose sums a later kernel adds up (gemm.wgsl SPLIT) may use. */
 export const SPLIT_COUNTS = [1, 2, 4] as const;
@@ -59,8 +79,18 @@ export const MAX_SPLITS = SPLIT_COUNTS[SPLIT_COUNTS.length - 1];
 export interface GemmPlan {
   tiles: Record<string, GemmTile>;
   minSplitK: number;
+  /** WIDE_TILE where the device runs its invocations (wideTileFor) */
+  wide?: GemmTile;
 }
 export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
+
+/** Every tile a plan may choose: its tiles and the wide one (the pipelines to build). */
+export function planTiles(plan: GemmPlan): Record<string, GemmTile> {
+  return plan.wide ? { ...plan.tiles, wide: plan.wide } : plan.tiles;
+}
+
+/** How full the last of its rounds leaves the GPU, over all of them: `workgroups` of which `round` run at once. */
+const roundFill = (workgroups: number, round: number) => workgroups / (Math.ceil(workgroups / round) * round);
 
 /** Workgroups of a product of M rows into N columns over `tile`, in `splits` slices of K. */
 const workgroups = (t: GemmTile, M: number, N: number, splits: number) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * splits;
@@ -108,6 +138,10 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
     const w = workgroups(next, M, N, 1);
     if (w >= ENOUGH_WORKGROUPS && w <= ROUND.next) return { tile: next, splits: 1 };
   }
+  // one or two rounds of the big tile at most 90% full, where the wide tile fills its rounds
+  // (T = 512 and 1024, GLU: 352 and 704 workgroups of 128x64, 256 and 512 of the wide tile)
+  if (M > 1 && plan.wide && whole <= 2 * ROUND.big && roundFill(whole, ROUND.big) <= 0.9 && roundFill(workgroups(plan.wide, M, N, 1), ROUND.wide) >= 0.95)
+    return { tile: plan.wide, splits: 1 };
   // a second round less than half full: K slices until the last round is at most a third of the
   // work (GLU at M = 576-640: 440 workgroups 264-269 us, in 4 slices 236-238; 704-768: 528, 318-321
   // us, in 2 slices 267-269; both before the fold)
