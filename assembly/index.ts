@@ -2,6 +2,6 @@
 // imported (shared) memory. src/cpu/ owns the memory plan and threads.
 export { matVecF32, matVecF16, matVecQ8, matVecQ4, quantizeInput, quantizeBlocks, dequantizeRows } from "./matvec";
 export { matMat, matMatFormat, matMatScratchBytes, prepareTokens, prepareTokenGroups, preparedBytes } from "./matmat";
-export { rmsNorm, layerNorm, embed, shortConvStep, rmsConvStep, decayKey, glaStep, tokenMixerHeads, addBias, glu, argmax, topK } from "./ops";
+export { rmsNorm, rmsNormRows, layerNorm, embed, shortConvStep, rmsConvStep, decayKey, glaStep, tokenMixerHeads, addBias, glu, matVecGlu, touchLines, argmax, topK } from "./ops";
 export { readBandwidth, macPeak, macPeakPerRound } from "./probe";
 export { quantizeRows, firstNonF16 } from "./quantize";

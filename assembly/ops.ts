@@ -9,7 +9,8 @@
 // floats apart (the fused projection output has q | a | v | g per token).
 
 
-import { dequantizeRows, quantizeBlocks } from "./matvec";
+import { dequantizeRows, matVecF16, matVecF32, matVecQ4, matVecQ8, quantizeBlocks } from "./matvec";
+import { FMT_F16, FMT_F32, FMT_Q8 } from "./formats";
 import { exp4, expm1Neg4, hsum, log1p4, madd, sigmoid4, silu4 } from "./simd";
 
 // @ts-ignore: decorator
@@ -109,6 +110,23 @@ export function rmsNorm(x: usize, y: usize, n: i32, T: i32): void {
     for (; j + 4 <= n; j += 4) v128.store(yr + (<usize>j << 2), f32x4.mul(v128.load(xr + (<usize>j << 2)), iv));
     for (; j < n; j++) store<f32>(yr + (<usize>j << 2), f(xr, j) * inv);
   }
+}
+
+/**
+ * rmsNorm of one row of n for features [r0, r1) (multiples of 4): each
+ * thread of a parallel job takes the factor from the whole row itself, so
+ * the norm before a product is a job of the step's list rather than work on
+ * one thread while the others wait. With q != 0 (r0 and r1 multiples of 32)
+ * the features written are also quantized for a product of format qfmt into
+ * q (quantizeBlocks).
+ */
+export function rmsNormRows(x: usize, y: usize, n: i32, qfmt: i32, q: usize, r0: i32, r1: i32, tid: i32): void {
+  const inv = rmsInv(x, n);
+  const iv = f32x4.splat(inv);
+  let j = r0;
+  for (; j + 4 <= r1; j += 4) v128.store(y + (<usize>j << 2), f32x4.mul(v128.load(x + (<usize>j << 2)), iv));
+  for (; j < r1; j++) store<f32>(y + (<usize>j << 2), f(x, j) * inv);
+  if (q) quantizeBlocks(qfmt, y, q, n, r0 >> 5, r1 >> 5);
 }
 
 /** torch LayerNorm of T rows of n; weight/bias pointers 0 mean no affine. */
@@ -392,6 +410,30 @@ export function glu(h: usize, out: usize, n: i32, act: i32, T: i32, qfmt: i32, q
   if (q) quantizeBlocks(qfmt, out, q, n, r0 >> 5, r1 >> 5);
 }
 
+/**
+ * The fused l1|l2 product of one token (weights of format fmt, [2n, cols])
+ * and the GLU after it, for features [r0, r1): rows [r0, r1) (h1) and
+ * [n + r0, n + r1) (h2) into h, then out = act(h1) * h2 on them, with q !=
+ * 0 (r0 and r1 multiples of 32) also quantized for a product of format
+ * qfmt into q (quantizeBlocks), which must not be x. One job where the
+ * product and the GLU were two, the GLU's arithmetic done by a thread
+ * between its tiles' streams instead of by both while no weights stream.
+ */
+export function matVecGlu(fmt: i32, w: usize, x: usize, h: usize, cols: i32, n: i32, act: i32, out: usize, qfmt: i32, q: usize, r0: i32, r1: i32, tid: i32): void {
+  matVecOf(fmt, w, x, h, cols, r0, r1, tid);
+  matVecOf(fmt, w, x, h, cols, n + r0, n + r1, tid);
+  gluRange(h, out, n, act, 1, r0, r1);
+  if (q) quantizeBlocks(qfmt, out, q, n, r0 >> 5, r1 >> 5);
+}
+
+// @ts-ignore: decorator
+@inline function matVecOf(fmt: i32, w: usize, x: usize, y: usize, cols: i32, r0: i32, r1: i32, tid: i32): void {
+  if (fmt == FMT_F32) matVecF32(w, x, y, cols, 0, r0, r1, tid);
+  else if (fmt == FMT_F16) matVecF16(w, x, y, cols, 0, r0, r1, tid);
+  else if (fmt == FMT_Q8) matVecQ8(w, x, y, cols, 0, r0, r1, tid);
+  else matVecQ4(w, x, y, cols, 0, r0, r1, tid);
+}
+
 // @ts-ignore: decorator
 @inline function gluRange(h: usize, out: usize, n: i32, act: i32, T: i32, r0: i32, r1: i32): void {
   for (let t = 0; t < T; t++) {
@@ -405,6 +447,20 @@ export function glu(h: usize, out: usize, n: i32, act: i32, T: i32, qfmt: i32, q
     }
     for (; i < r1; i++) put(or, i, activation(act, f(hr, i)) * f(hr, n + i));
   }
+}
+
+/**
+ * Loads one word of each 64-byte line of [at, at + bytes), so that the
+ * lines are in this core's cache when a kernel reads them next: what a
+ * thread of the pool does with a tile in hand while the job before it
+ * finishes (src/cpu/pool-protocol.ts). Returns the words' xor, which keeps
+ * the loads from being dropped.
+ */
+export function touchLines(at: usize, bytes: i32): i32 {
+  let x = 0;
+  const end = at + <usize>bytes;
+  for (let p = at; p < end; p += 64) x ^= load<i32>(p);
+  return x;
 }
 
 /** Index of the largest of n floats (the first one on ties): greedy sampling. */

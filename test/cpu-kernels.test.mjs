@@ -261,6 +261,47 @@ for (const dtype of ["f32", "f16", "q8", "q4"])
     }
   });
 
+for (const dtype of ["f32", "f16", "q8", "q4"]) {
+  test(`matVecGlu (${dtype}) over feature tiles split at 32 and 64 = act(h1) * h2 of the reference product within its storage error, h bit for bit ${MATVEC[dtype]}'s, the output quantized (q != 0) as quantizeInput would`, () => {
+    const n = 96, rows = 2 * n, cols = 64;
+    const W = uniform(rand, rows * cols, 1);
+    const x = f64(cols, 2);
+    const wp = storeMatrix(dtype, W, rows, cols);
+    let xp = put(x);
+    const quantized = dtype === "q8" || dtype === "q4";
+    if (quantized) {
+      const q = alloc(inputBytes(cols));
+      k.quantizeInput(FMT[dtype], xp, q, cols);
+      xp = q;
+    }
+    const hp = alloc(4 * rows), out = alloc(4 * n), q = alloc(inputBytes(n));
+    const qfmt = quantized ? FMT[dtype] : 0, qp = quantized ? q : 0;
+    k.matVecGlu(FMT[dtype], wp, xp, hp, cols, n, 0, out, qfmt, qp, 0, 32, 0);
+    k.matVecGlu(FMT[dtype], wp, xp, hp, cols, n, 0, out, qfmt, qp, 32, 64, 1);
+    k.matVecGlu(FMT[dtype], wp, xp, hp, cols, n, 0, out, qfmt, qp, 64, n, 0);
+    const h = get(hp, rows);
+    const want = alloc(4 * rows);
+    k[MATVEC[dtype]](wp, xp, want, cols, 0, 0, rows, 0);
+    assert.equal(Array.from(new Uint32Array(buf, hp, rows)), Array.from(new Uint32Array(buf, want, rows)), "h");
+    const expected = ref.matVec(W, rows, cols, x);
+    const bounds = productBounds(dtype, W, rows, cols, x, expected);
+    for (let r = 0; r < rows; r++) assert.ok(Math.abs(h[r] - expected[r]) <= bounds[r], `h[${r}]: ${h[r]} vs ${expected[r]}`);
+    const silu = ref.gluActivation("silu");
+    const o = get(out, n);
+    for (let i = 0; i < n; i++) {
+      const e = silu(h[i]) * h[n + i];
+      assert.ok(Math.abs(o[i] - e) <= 1e-5 * (1 + Math.abs(e)), `out[${i}]: ${o[i]} vs ${e}`);
+    }
+    if (quantized) {
+      const qw = alloc(inputBytes(n));
+      k.quantizeInput(FMT[dtype], out, qw, n);
+      const i8 = dtype === "q4" && build === "relaxed-simd";
+      const bytesOf = (p) => Array.from(new Uint8Array(buf, p, i8 ? n : 2 * n)).concat(Array.from(new Uint8Array(buf, p + 2 * n, (n / 32) * (dtype === "q8" || i8 ? 8 : 4))));
+      assert.equal(bytesOf(q), bytesOf(qw), "quantized output");
+    }
+  });
+}
+
 test("matMatFormat: q4 on i8 tokens in the relaxed build, i16 in SIMD128; q8 on i16; f32/f16 as stored", () => {
   assert.is(k.matMatFormat(FMT.q4), FMT.q4 | (build === "relaxed-simd" ? mm.I8_INPUT : mm.INT_INPUT));
   assert.is(k.matMatFormat(FMT.q8), FMT.q8 | mm.INT_INPUT);
@@ -321,6 +362,59 @@ test("rmsNorm and layerNorm = reference", () => {
     const xt = Float64Array.from(new Float32Array(x.subarray(t * n, (t + 1) * n)));
     close(y.subarray(t * n, (t + 1) * n), ref.rmsNorm(xt), 1e-6, "rmsNorm");
     close(z.subarray(t * n, (t + 1) * n), ref.layerNorm(xt, w, b, 1e-5), 1e-6, "layerNorm");
+  }
+});
+
+test("rmsNormRows over tiles split at 32 and 68, and its 4-wide tail = reference rmsNorm of the whole row; quantizing (q != 0) = quantizeInput of its output, byte for byte", () => {
+  const n = 96;
+  const x = f64(n, 3);
+  const xp = put(x), yp = alloc(4 * n);
+  k.rmsNormRows(xp, yp, n, 0, 0, 0, 32, 0);
+  k.rmsNormRows(xp, yp, n, 0, 0, 32, 68, 1);
+  k.rmsNormRows(xp, yp, n, 0, 0, 68, n, 0);
+  close(get(yp, n), ref.rmsNorm(Float64Array.from(new Float32Array(x))), 1e-6, "rmsNormRows");
+  // bit for bit what the one-thread rmsNorm writes (the decode step swaps one for the other)
+  const zp = alloc(4 * n);
+  k.rmsNorm(xp, zp, n, 1);
+  assert.equal(Array.from(new Uint32Array(buf, yp, n)), Array.from(new Uint32Array(buf, zp, n)), "rmsNorm's bits");
+  for (const dtype of ["q8", "q4"]) {
+    const q = alloc(inputBytes(n)), want = alloc(inputBytes(n));
+    k.rmsNormRows(xp, yp, n, FMT[dtype], q, 0, 64, 1);
+    k.rmsNormRows(xp, yp, n, FMT[dtype], q, 64, n, 0);
+    k.quantizeInput(FMT[dtype], yp, want, n);
+    const i8 = dtype === "q4" && build === "relaxed-simd";
+    const bytesOf = (p) => Array.from(new Uint8Array(buf, p, i8 ? n : 2 * n)).concat(Array.from(new Uint8Array(buf, p + 2 * n, (n / 32) * (dtype === "q8" || i8 ? 8 : 4))));
+    assert.equal(bytesOf(q), bytesOf(want), `${dtype} quantization`);
+  }
+});
+
+test("touchLines returns the xor of the first word of every 64-byte line it loads", () => {
+  const bytes = 64 * 37 + 20; // the last line partly
+  const p = alloc(bytes);
+  const words = new Int32Array(buf, p, bytes / 4);
+  for (let i = 0; i < words.length; i++) words[i] = Math.floor(rand() * 2 ** 31) ^ (i << 3);
+  let want = 0;
+  for (let i = 0; i < bytes / 4; i += 16) want ^= words[i];
+  assert.is(k.touchLines(p, bytes), want);
+  assert.is(k.touchLines(p, 64), words[0]);
+  assert.is(k.touchLines(p, 0), 0);
+});
+
+test("glu's SiLU (the SIMD exp: clamp, rounding to n, 2^n from the bits) = reference to 2e-6 of each value over [-80, 80]", () => {
+  const n = 4000;
+  const h = new Float32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    h[i] = -80 + (160 * i) / (n - 1) + (i % 3) * 1e-3; // spans exponents 2^-115 .. 2^115 of e^-x
+    h[n + i] = 1;
+  }
+  h[n / 2] = 0;
+  const hp = put(h), out = alloc(4 * n);
+  k.glu(hp, out, n, 0, 1, 0, 0, 0, n, 0);
+  const got = get(out, n);
+  const silu = ref.gluActivation("silu");
+  for (let i = 0; i < n; i++) {
+    const want = silu(h[i]);
+    assert.ok(Math.abs(got[i] - want) <= 2e-6 * Math.abs(want), `silu(${h[i]}): ${got[i]} vs ${want}`);
   }
 });
 

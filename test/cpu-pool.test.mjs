@@ -56,4 +56,34 @@ for (const threads of [1, 2]) {
   });
 }
 
+for (const threads of [1, 2]) {
+  test(`${threads} thread(s): 400 queued jobs, each reading the one before's output, in lists split by length and tile count, run in order (8 times: an order broken shows up by chance)`, async () => {
+    if (threads > 1 && !features.threads) return;
+    for (let rep = 0; rep < 8; rep++) await withPool(threads, async (pool, buf) => {
+      // job j: b[j + 1] = P b[j] for a permutation matrix P (exact in f32), so a job that ran before the one it reads shows up
+      const n = 96, jobs = 400;
+      const perm = Array.from({ length: n }, (_, i) => (i * 37 + 11) % n);
+      const P = new Float32Array(n * n);
+      perm.forEach((c, r) => (P[r * n + c] = 1));
+      const wp = 65536, bp = wp + n * n * 4;
+      new Float32Array(buf, wp, n * n).set(P);
+      const b = (j) => new Float32Array(buf, bp + j * n * 4, n);
+      for (let j = 1; j <= jobs; j++) b(j).fill(-1);
+      b(0).set(Array.from({ length: n }, (_, i) => i + 1));
+      // [tile, alignment, warm]: fixed shares, tiles of 1 row (96 tiles a job: the lists fill MAX_TILES), 8, 32
+      const splits = [[0, 4, false], [1, 1, true], [8, 4, true], [32, 4, false], [8, 8, false]];
+      for (let j = 0; j < jobs; j++) {
+        const [tile, align, warm] = splits[j % splits.length];
+        pool.queue("matVecF32", n, align, [wp, bp + j * n * 4, bp + (j + 1) * n * 4, n, 0], tile, warm ? { at: wp, rowBytes: 4 * n } : null);
+      }
+      pool.flush();
+      let want = Array.from(b(0));
+      for (let j = 1; j <= jobs; j++) {
+        want = perm.map((c) => want[c]);
+        assert.equal(Array.from(b(j)), want, `job ${j - 1}'s output`);
+      }
+    });
+  });
+}
+
 test.run();

@@ -7,7 +7,7 @@
 import type { MetalaConfig } from "../model/config.js";
 import type { Kernels, ParallelKernel } from "./kernels.js";
 import type { ThreadPool } from "./pool.js";
-import { inputBytes } from "./layout.js";
+import { inputBytes, rowBytes } from "./layout.js";
 import { MATMAT_PATHS, matMatScratchBytes, preparedBytes, PREPARED } from "./matmat-layout.js";
 import type { Arena, Matrix, NormPtrs, WeightPlan } from "./weights.js";
 
@@ -36,6 +36,7 @@ export interface Activations {
   h: number; // l1 | l2 outputs
   u: number;
   xq: number; // quantized input of a product
+  xq2: number; // the same for the product after a job that reads xq (matVecGlu)
   logits: number;
   // one chunk of CHUNK tokens, same roles
   X: number;
@@ -66,7 +67,7 @@ export function planActivations(c: MetalaConfig, threads: number, arena: Arena):
   const maxCols = Math.max(d, c.gluDim);
   return {
     x: f(d), xn: f(d), c: f(d), p: f(p), k: f(c.keyDim), o: f(d), h: f(2 * c.gluDim), u: f(c.gluDim),
-    xq: arena.alloc(inputBytes(maxCols)), logits: f(c.vocabSize),
+    xq: arena.alloc(inputBytes(maxCols)), xq2: arena.alloc(inputBytes(maxCols)), logits: f(c.vocabSize),
     X: f(CHUNK * d), XN: f(CHUNK * d), C: f(CHUNK * d), P: f(CHUNK * p), K: f(CHUNK * c.keyDim), O: f(CHUNK * d),
     Hh: f(CHUNK * 2 * c.gluDim), U: f(CHUNK * c.gluDim), LOGITS: f(CHUNK * c.vocabSize),
     tokens: arena.alloc(largest((f) => preparedBytes(f, CHUNK, maxCols))), scratch: arena.alloc(threads * largest((f) => matMatScratchBytes(f | PREPARED, CHUNK, maxCols))), probe: arena.alloc(threads * 16),
@@ -94,14 +95,17 @@ export class Forward {
     this.embedScale = c.noScaleEmbedding ? 1 : Math.fround(Math.sqrt(c.hiddenSize));
   }
 
+  /** On this thread, after the jobs queued so far. */
   private norm(n: NormPtrs, x: number, y: number, T: number): void {
+    this.pool.flush();
     if (n) this.k.layerNorm(x, y, n.weight, n.bias, this.c.hiddenSize, 1e-5, T);
     else this.k.rmsNorm(x, y, this.c.hiddenSize, T);
   }
 
-  /** The vector whose quantization for a product of format xqFmt the kernel that wrote it left in activations.xq; 0: none. */
+  /** The vector whose quantization for a product of format xqFmt the kernel that wrote it left at xqAt (activations.xq or xq2); 0: none. */
   private xqOf = 0;
   private xqFmt = -1;
+  private xqAt = 0;
 
   /**
    * [qfmt, q] arguments for a one-token kernel writing x, the input of
@@ -109,24 +113,61 @@ export class Forward {
    * matVec skips quantizeInput (which ran on this thread alone while the
    * others waited: 6 us a product, 2% of a q8 decode step).
    */
-  private fuseQuantize(m: Matrix, x: number, T: number, blocksFit: boolean): [number, number] {
+  private fuseQuantize(m: Matrix, x: number, T: number, blocksFit: boolean, at = this.a.xq): [number, number] {
     this.xqOf = 0;
     if (T !== 1 || !blocksFit || (m.dtype !== "q8" && m.dtype !== "q4")) return [0, 0];
     this.xqOf = x;
     this.xqFmt = m.fmt;
-    return [m.fmt, this.a.xq];
+    this.xqAt = at;
+    return [m.fmt, at];
+  }
+
+  /**
+   * y = norm(x) for one token, the input of product m: an RMS norm as a job
+   * of the step's list, every thread normalizing (and quantizing, see
+   * fuseQuantize) its share of the features from the whole row's factor,
+   * instead of this thread alone between two jobs while the others wait.
+   */
+  private normOne(n: NormPtrs, x: number, y: number, m: Matrix): void {
+    if (n) return this.norm(n, x, y, 1);
+    const q = this.fuseQuantize(m, y, 1, true);
+    this.pool.queue("rmsNormRows", this.c.hiddenSize, q[1] ? 32 : 4, [x, y, this.c.hiddenSize, ...q], 0, null);
+  }
+
+  /** What a one-token product m reads for its input x: x itself, or x quantized for it. */
+  private productInput(m: Matrix, x: number): number {
+    let input = x;
+    if (m.dtype === "q8" || m.dtype === "q4") {
+      // on this thread alone unless the kernel that wrote x did it (fuseQuantize)
+      if (this.xqOf === x && this.xqFmt === m.fmt) input = this.xqAt;
+      else {
+        this.pool.flush();
+        this.k.quantizeInput(m.fmt, x, this.a.xq, m.cols);
+        input = this.a.xq;
+      }
+    }
+    this.xqOf = 0;
+    return input;
   }
 
   /** y (+)= m x for one token. */
   private matVec(m: Matrix, x: number, y: number, accumulate: boolean): void {
-    let input = x;
-    if (m.dtype === "q8" || m.dtype === "q4") {
-      // on this thread alone unless the kernel that wrote x did it (fuseQuantize)
-      if (this.xqOf !== x || this.xqFmt !== m.fmt) this.k.quantizeInput(m.fmt, x, this.a.xq, m.cols);
-      input = this.a.xq;
-    }
-    this.xqOf = 0;
-    this.pool.run(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0], this.tiles(m.rows));
+    const input = this.productInput(m, x);
+    this.pool.queue(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0], this.tiles(m.rows), { at: m.ptr, rowBytes: rowBytes(m.dtype, m.cols) });
+  }
+
+  /**
+   * h = m x (m the fused l1|l2, without bias) and out = act(h1) * h2 for
+   * one token as one job (matVecGlu), its tiles half as many features as a
+   * mat-vec tile has rows (multiples of 32, for the quantization of out
+   * for product `next`, into xq2: the job reads xq).
+   */
+  private matVecGlu(m: Matrix, x: number, h: number, out: number, next: Matrix): void {
+    const input = this.productInput(m, x);
+    const q = this.fuseQuantize(next, out, 1, true, this.a.xq2);
+    const n = m.rows / 2;
+    const tile = Math.max(32, Math.floor(this.tiles(m.rows) / 64) * 32);
+    this.pool.queue("matVecGlu", n, q[1] ? 32 : 4, [m.fmt, m.ptr, input, h, m.cols, n, this.act, out, ...q], tile, { at: m.ptr, rowBytes: rowBytes(m.dtype, m.cols) });
   }
 
   /**
@@ -145,8 +186,8 @@ export class Forward {
   private matMat(m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean): void {
     const fmt = this.k.matMatFormat(m.fmt);
     // the tokens' tile layout, split by groups of 4 tokens: 2-3% of a quantized prefill on one thread while the others wait
-    this.pool.run("prepareTokenGroups", T, 4, [fmt, X, m.cols, T, this.a.tokens]);
-    this.pool.run("matMat", m.rows, 8, [fmt | PREPARED, m.ptr, this.a.tokens, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch], MATMAT_TILE);
+    this.pool.queue("prepareTokenGroups", T, 4, [fmt, X, m.cols, T, this.a.tokens], 0, null);
+    this.pool.queue("matMat", m.rows, 8, [fmt | PREPARED, m.ptr, this.a.tokens, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch], MATMAT_TILE, null);
   }
 
   /**
@@ -165,34 +206,51 @@ export class Forward {
     const convQ = this.fuseQuantize(L.wx, C, T, true);
     const convState = this.s.conv + l * this.s.convBytesPerLayer;
     // one token, RMS norm: every thread normalizes the features it convolves, instead of the norm on this thread alone before the job (measured: 0.1-0.7% of a q8 decode step of metala-380m)
-    if (T === 1 && !L.tokenNorm) pool.run("rmsConvStep", d, convQ[1] ? 32 : 4, [convState, X, L.conv, C, d, ...convQ]);
+    if (T === 1 && !L.tokenNorm) pool.queue("rmsConvStep", d, convQ[1] ? 32 : 4, [convState, X, L.conv, C, d, ...convQ], 0, null);
     else {
       this.norm(L.tokenNorm, X, XN, T);
-      pool.run("shortConvStep", d, convQ[1] ? 32 : 4, [convState, XN, L.conv, C, d, T, ...convQ]);
+      pool.queue("shortConvStep", d, convQ[1] ? 32 : 4, [convState, XN, L.conv, C, d, T, ...convQ], 0, null);
     }
     product(L.wx, C, P, ld, false);
     const mixQ = this.fuseQuantize(L.wo, O, T, c.headValueDim % 32 === 0);
-    pool.run("tokenMixerHeads", c.numHeads, 1, [this.s.S + l * this.s.sBytesPerLayer, P, ld, K, L.gBias, L.aug, O, c.numHeads, c.headKeyDim, c.headValueDim, T, ...mixQ]);
+    const S = this.s.S + l * this.s.sBytesPerLayer;
+    pool.queue("tokenMixerHeads", c.numHeads, 1, [S, P, ld, K, L.gBias, L.aug, O, c.numHeads, c.headKeyDim, c.headValueDim, T, ...mixQ], 0, { at: S, rowBytes: 4 * c.headKeyDim * c.headValueDim });
     product(L.wo, O, X, d, true);
-    this.norm(L.channelNorm, X, XN, T);
-    product(L.w12, XN, Hh, 2 * glu, false);
-    if (L.b12) k.addBias(Hh, 2 * glu, L.b12, 2 * glu, T);
-    const gluQ = this.fuseQuantize(L.w3, U, T, true);
-    pool.run("glu", glu, gluQ[1] ? 32 : 4, [Hh, U, glu, this.act, T, ...gluQ]);
+    if (T === 1) this.normOne(L.channelNorm, X, XN, L.w12);
+    else this.norm(L.channelNorm, X, XN, T);
+    if (T === 1 && !L.b12) this.matVecGlu(L.w12, XN, Hh, U, L.w3);
+    else {
+      product(L.w12, XN, Hh, 2 * glu, false);
+      if (L.b12) this.addBias(Hh, 2 * glu, L.b12, 2 * glu, T);
+      const gluQ = this.fuseQuantize(L.w3, U, T, true);
+      pool.queue("glu", glu, gluQ[1] ? 32 : 4, [Hh, U, glu, this.act, T, ...gluQ], 0, null);
+    }
     product(L.w3, U, X, d, true);
-    if (L.b3) k.addBias(X, d, L.b3, d, T);
+    if (L.b3) this.addBias(X, d, L.b3, d, T);
   }
 
-  /** Consumes one token; logits (if wanted) land in activations.logits. */
+  /** On this thread, after the jobs queued so far. */
+  private addBias(y: number, ld: number, b: number, n: number, T: number): void {
+    this.pool.flush();
+    this.k.addBias(y, ld, b, n, T);
+  }
+
+  /**
+   * Consumes one token; logits (if wanted) land in activations.logits. With
+   * an RMS channel norm the step is one job list (the workers start while
+   * this thread is still queueing it).
+   */
   step(token: number, wantLogits: boolean): void {
     const { k, c, w, a } = this;
     const d = c.hiddenSize;
     k.embed(w.embed.fmt, w.embed.ptr, d, token, this.embedScale, a.x);
     const product = (m: Matrix, x: number, y: number, _ldy: number, accumulate: boolean) => this.matVec(m, x, y, accumulate);
     for (let l = 0; l < w.layers.length; l++) this.layer(l, 1, a.x, a.xn, a.c, a.p, a.k, a.o, a.h, a.u, product);
-    if (!wantLogits) return;
-    this.norm(w.finalNorm, a.x, a.xn, 1);
-    this.matVec(w.head, a.xn, a.logits, false);
+    if (wantLogits) {
+      this.normOne(w.finalNorm, a.x, a.xn, w.head);
+      this.matVec(w.head, a.xn, a.logits, false);
+    }
+    this.pool.flush();
   }
 
   /**
@@ -213,6 +271,7 @@ export class Forward {
       this.norm(w.finalNorm, a.X + 4 * (T - 1) * d, a.xn, 1);
       this.matVec(w.head, a.xn, a.logits, false);
     }
+    this.pool.flush();
   }
 
   /** Reads `blocks` blocks of 64 KiB from `base` with every thread; returns the bytes read. */

@@ -18,6 +18,7 @@ export interface Kernels {
   matMatFormat(fmt: number): number;
   matMatScratchBytes(fmt: number, T: number, cols: number): number;
   rmsNorm(x: number, y: number, n: number, T: number): void;
+  rmsNormRows(x: number, y: number, n: number, qfmt: number, q: number, r0: number, r1: number, tid: number): void;
   layerNorm(x: number, y: number, weight: number, bias: number, n: number, eps: number, T: number): void;
   embed(fmt: number, table: number, d: number, token: number, scale: number, dst: number): void;
   shortConvStep(state: number, x: number, weight: number, out: number, d: number, T: number, qfmt: number, q: number, r0: number, r1: number, tid: number): void;
@@ -27,7 +28,9 @@ export interface Kernels {
   tokenMixerHeads(S: number, P: number, ld: number, k: number, gBias: number, wAug: number, o: number, H: number, K: number, V: number, T: number, qfmt: number, q: number, h0: number, h1: number, tid: number): void;
   addBias(y: number, ld: number, b: number, n: number, T: number): void;
   glu(h: number, out: number, n: number, act: number, T: number, qfmt: number, q: number, r0: number, r1: number, tid: number): void;
+  matVecGlu(fmt: number, w: number, x: number, h: number, cols: number, n: number, act: number, out: number, qfmt: number, q: number, r0: number, r1: number, tid: number): void;
   firstNonF16(src: number, n: number): number;
+  touchLines(at: number, bytes: number): number;
   argmax(x: number, n: number): number;
   topK(x: number, n: number, k: number, idx: number, val: number): number;
   readBandwidth(base: number, blockBytes: number, out: number, r0: number, r1: number, tid: number): void;
@@ -36,7 +39,7 @@ export interface Kernels {
 }
 
 /** Kernels the thread pool splits by rows; their last three parameters are (r0, r1, tid). */
-export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "rmsConvStep", "glu", "quantizeRows", "readBandwidth", "prepareTokenGroups", "macPeak"] as const;
+export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "rmsConvStep", "glu", "matVecGlu", "rmsNormRows", "quantizeRows", "readBandwidth", "prepareTokenGroups", "macPeak"] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
 /** Storage layouts of assembly/formats.ts. */

@@ -1,10 +1,10 @@
 /**
  * One thread of the CPU engine's pool (worker_threads in Node, a module Web
  * Worker in browsers): instantiates the kernels on the shared memory, then
- * loops forever on the job slot of pool-protocol.ts until told to quit.
+ * loops forever on the job lists of pool-protocol.ts until told to quit.
  */
 import { instantiateKernels } from "./kernels.js";
-import { GEN, QUIT, SPINS, runTiles } from "./pool-protocol.js";
+import { GEN, GEN_SLEEPERS, QUIT, kernelTable, runTiles, waitChange } from "./pool-protocol.js";
 
 export interface WorkerInit {
   module: WebAssembly.Module;
@@ -14,21 +14,14 @@ export interface WorkerInit {
 }
 
 function serve(init: WorkerInit, ready: () => void): void {
-  const kernels = instantiateKernels(init.module, init.memory);
+  const kernels = kernelTable(instantiateKernels(init.module, init.memory));
   const ctl = new Int32Array(init.control);
   let seen = Atomics.load(ctl, GEN);
   ready();
   for (;;) {
-    let spins = 0;
-    while (Atomics.load(ctl, GEN) === seen) {
-      if (++spins > SPINS) {
-        Atomics.wait(ctl, GEN, seen);
-        spins = 0;
-      }
-    }
-    seen = Atomics.load(ctl, GEN);
+    seen = waitChange(ctl, GEN, seen, GEN_SLEEPERS, true);
     if (Atomics.load(ctl, QUIT)) return;
-    runTiles(kernels, ctl, seen, init.tid);
+    runTiles(kernels, ctl, seen, init.tid, true);
   }
 }
 
