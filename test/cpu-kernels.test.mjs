@@ -102,20 +102,26 @@ function tokenRoundingBound(x, D, r, cols, levels) {
   return bound;
 }
 
+/** A random rows x cols matrix stored as dtype and an input vector as a one-token product reads it (quantized for q8 / q4). */
+function productOperands(dtype, rows, cols) {
+  const W = uniform(rand, rows * cols, 1);
+  const x = f64(cols, 2);
+  const wp = storeMatrix(dtype, W, rows, cols);
+  let xp = put(x);
+  const quantized = dtype === "q8" || dtype === "q4";
+  if (quantized) {
+    const q = alloc(inputBytes(cols));
+    k.quantizeInput(FMT[dtype], xp, q, cols);
+    xp = q;
+  }
+  return { W, x, wp, xp, quantized };
+}
+
 for (const dtype of ["f32", "f16", "q8", "q4"]) {
   test(`${MATVEC[dtype]} = reference matVec within the ${dtype} storage error (${build})`, () => {
     // row counts around the quantized kernels' four streams of quads (16 rows a step) and their 4-row remainder
     for (const [rows, cols] of [[4, 32], [13, 96], [37, 160], [70, 96], [166, 64], [300, 32]]) {
-      const W = uniform(rand, rows * cols, 1);
-      const x = f64(cols, 2);
-      const wp = storeMatrix(dtype, W, rows, cols);
-      let xp = put(x);
-      const quantized = dtype === "q8" || dtype === "q4";
-      if (quantized) {
-        const q = alloc(inputBytes(cols));
-        k.quantizeInput(FMT[dtype], xp, q, cols);
-        xp = q;
-      }
+      const { W, x, wp, xp, quantized } = productOperands(dtype, rows, cols);
       const yp = alloc(4 * rows);
       new Float32Array(buf, yp, rows).fill(0.5);
       // two calls over split row ranges (split at a multiple of 4, as the pool does), the second accumulating onto a first full product
@@ -264,16 +270,7 @@ for (const dtype of ["f32", "f16", "q8", "q4"])
 for (const dtype of ["f32", "f16", "q8", "q4"]) {
   test(`matVecGlu (${dtype}) over feature tiles split at 32 and 64 = act(h1) * h2 of the reference product within its storage error, h bit for bit ${MATVEC[dtype]}'s, the output quantized (q != 0) as quantizeInput would`, () => {
     const n = 96, rows = 2 * n, cols = 64;
-    const W = uniform(rand, rows * cols, 1);
-    const x = f64(cols, 2);
-    const wp = storeMatrix(dtype, W, rows, cols);
-    let xp = put(x);
-    const quantized = dtype === "q8" || dtype === "q4";
-    if (quantized) {
-      const q = alloc(inputBytes(cols));
-      k.quantizeInput(FMT[dtype], xp, q, cols);
-      xp = q;
-    }
+    const { W, x, wp, xp, quantized } = productOperands(dtype, rows, cols);
     const hp = alloc(4 * rows), out = alloc(4 * n), q = alloc(inputBytes(n));
     const qfmt = quantized ? FMT[dtype] : 0, qp = quantized ? q : 0;
     k.matVecGlu(FMT[dtype], wp, xp, hp, cols, n, 0, out, qfmt, qp, 0, 32, 0);
