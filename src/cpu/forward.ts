@@ -16,6 +16,9 @@ const ACT: Record<string, number> = { silu: 0, swish: 0, gelu: 1, relu: 2, elu: 
 
 const MATVEC: Record<string, ParallelKernel> = { f32: "matVecF32", f16: "matVecF16", q8: "matVecQ8", q4: "matVecQ4" };
 
+/** What a pool thread waiting to run a tile of a product over m warms meanwhile (ThreadPool.queue): m's rows. */
+const warmOf = (m: Matrix) => ({ at: m.ptr, rowBytes: rowBytes(m.dtype, m.cols) });
+
 /** Tokens per prefill chunk: enough that re-reading the weights per chunk costs little next to the arithmetic. */
 export const CHUNK = 128;
 
@@ -153,7 +156,7 @@ export class Forward {
   /** y (+)= m x for one token. */
   private matVec(m: Matrix, x: number, y: number, accumulate: boolean): void {
     const input = this.productInput(m, x);
-    this.pool.queue(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0], this.tiles(m.rows), { at: m.ptr, rowBytes: rowBytes(m.dtype, m.cols) });
+    this.pool.queue(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0], this.tiles(m.rows), warmOf(m));
   }
 
   /**
@@ -167,7 +170,7 @@ export class Forward {
     const q = this.fuseQuantize(next, out, 1, true, this.a.xq2);
     const n = m.rows / 2;
     const tile = Math.max(32, Math.floor(this.tiles(m.rows) / 64) * 32);
-    this.pool.queue("matVecGlu", n, q[1] ? 32 : 4, [m.fmt, m.ptr, input, h, m.cols, n, this.act, out, ...q], tile, { at: m.ptr, rowBytes: rowBytes(m.dtype, m.cols) });
+    this.pool.queue("matVecGlu", n, q[1] ? 32 : 4, [m.fmt, m.ptr, input, h, m.cols, n, this.act, out, ...q], tile, warmOf(m));
   }
 
   /**

@@ -164,14 +164,16 @@ export function runTiles(kernels: ThreadKernels, ctl: Int32Array, gen: number, t
       for (; done < first && at < end; at += WARM_STEP, done = Atomics.load(ctl, FINISHED)) kernels.touch(at, Math.min(WARM_STEP, end - at));
     }
     while (done < first) done = waitChange(ctl, FINISHED, done, FINISHED_SLEEPERS, canWait, 1);
-    runRows(kernels.fns[ctl[job + FN]], ctl, job + ARGS, r0, r1, tid);
+    runRows(kernels.fns[ctl[job + FN]], ctl, job, r0, r1, tid);
     Atomics.add(ctl, FINISHED, 1);
     wake(ctl, FINISHED, FINISHED_SLEEPERS);
   }
 }
 
-function runRows(fn: AnyKernel, a: Int32Array, A: number, r0: number, r1: number, tid: number): void {
-  switch (a[A - ARGS + NARGS]) {
+/** fn(...the arguments of the job at ctl offset `job`, r0, r1, tid). */
+function runRows(fn: AnyKernel, a: Int32Array, job: number, r0: number, r1: number, tid: number): void {
+  const A = job + ARGS;
+  switch (a[job + NARGS]) {
     case 3:
       return fn(a[A], a[A + 1], a[A + 2], r0, r1, tid);
     case 4:
@@ -195,6 +197,6 @@ function runRows(fn: AnyKernel, a: Int32Array, A: number, r0: number, r1: number
     case 13:
       return fn(a[A], a[A + 1], a[A + 2], a[A + 3], a[A + 4], a[A + 5], a[A + 6], a[A + 7], a[A + 8], a[A + 9], a[A + 10], a[A + 11], a[A + 12], r0, r1, tid);
     default:
-      throw new Error(`thread pool: no call form for ${a[A - ARGS + NARGS]} arguments`);
+      throw new Error(`thread pool: no call form for ${a[job + NARGS]} arguments`);
   }
 }
