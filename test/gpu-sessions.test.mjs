@@ -64,8 +64,9 @@ test("interleaved sessions, reset, import and export each match PyTorch", async 
 test("a model deeper than one submission (prefill sent in parts of layers) matches the reference", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  // 10 layers: parts of 4 + 4 + 2, the head in the last
-  const source = randomModel({ decoder_embed_dim: 64, decoder_layers: 10, decoder_attention_heads: 2, glu_dim: 64, vocab_size: 40 }, { seed: 11 });
+  // 10 layers: parts of 1 + 4 + 4 + 1, the head in the last; d = 120, so that a layer's S and conv
+  // state (14400 and 1440 bytes) sit at padded offsets of the one state buffer, read back 4 layers a copy
+  const source = randomModel({ decoder_embed_dim: 120, decoder_layers: 10, decoder_attention_heads: 2, glu_dim: 64, vocab_size: 40 }, { seed: 11 });
   const engine = await createWebGpuEngine(source, { context: ctx, chunkTokens: 64 });
   const reference = await createReferenceEngine(source);
   try {

@@ -3,7 +3,7 @@ import { MetalaError } from "../errors.js";
 import type { MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { openDevice, type GpuContext } from "./device.js";
-import { GpuForward } from "./forward.js";
+import { GpuForward, type StateLayout } from "./forward.js";
 import { GEMM_PLAN, GEMM_TILES, wideTileFor } from "./gemm.js";
 import { GpuLostError } from "./lost.js";
 import { pipelinesFor, type Pipelines } from "./pipelines.js";
@@ -160,10 +160,7 @@ class GpuEngine implements WebGpuEngine {
       this.resident = s;
     }
     if (s.zero) {
-      for (const b of working) {
-        enc.clearBuffer(b.S);
-        enc.clearBuffer(b.conv);
-      }
+      enc.clearBuffer(working);
       s.zero = false;
     }
   }
@@ -195,7 +192,7 @@ class WebGpuSession implements EngineSession {
   /** Where the last call's time went, in ms (for benchmarks): recording + submission, waiting for the GPU and the mapping (recording the next step meanwhile), copying the results out. */
   readonly lastCall = { encodeMs: 0, waitMs: 0, readMs: 0 };
   /** The session's state while another session is resident (null until first needed). */
-  private own: { S: GPUBuffer; conv: GPUBuffer }[] | null = null;
+  private own: GPUBuffer | null = null;
   /** The state is the empty state (fresh or reset): cleared on the device when the session next runs. */
   zero = true;
 
@@ -210,23 +207,13 @@ class WebGpuSession implements EngineSession {
     return this.engine.forward();
   }
 
-  saveState(working: { S: GPUBuffer; conv: GPUBuffer }[], enc: GPUCommandEncoder): void {
-    const device = this.engine.ctx.device;
-    this.own ??= working.map((w, l) => ({
-      S: device.createBuffer({ size: w.S.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `saved L${l}.S` }),
-      conv: device.createBuffer({ size: w.conv.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `saved L${l}.conv` }),
-    }));
-    working.forEach((w, l) => {
-      enc.copyBufferToBuffer(w.S, 0, this.own![l].S, 0, w.S.size);
-      enc.copyBufferToBuffer(w.conv, 0, this.own![l].conv, 0, w.conv.size);
-    });
+  saveState(working: GPUBuffer, enc: GPUCommandEncoder): void {
+    this.own ??= this.engine.ctx.device.createBuffer({ size: working.size, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: "saved state" });
+    enc.copyBufferToBuffer(working, 0, this.own, 0, working.size);
   }
 
-  loadState(working: { S: GPUBuffer; conv: GPUBuffer }[], enc: GPUCommandEncoder): void {
-    working.forEach((w, l) => {
-      enc.copyBufferToBuffer(this.own![l].S, 0, w.S, 0, w.S.size);
-      enc.copyBufferToBuffer(this.own![l].conv, 0, w.conv, 0, w.conv.size);
-    });
+  loadState(working: GPUBuffer, enc: GPUCommandEncoder): void {
+    enc.copyBufferToBuffer(this.own!, 0, working, 0, working.size);
   }
 
   private lost(reason: string): GpuLostError {
@@ -254,14 +241,8 @@ class WebGpuSession implements EngineSession {
     const last = to === f.layers.length;
     const logitBytes = last ? headRows * c.vocabSize * 4 : 0;
     if (logitBytes) enc.copyBufferToBuffer(b.logits, 0, staging, 0, logitBytes);
-    if (readState) {
-      let o = logitBytes;
-      for (const s of b.state.slice(from, to)) {
-        enc.copyBufferToBuffer(s.S, 0, staging, o, s.S.size);
-        enc.copyBufferToBuffer(s.conv, 0, staging, o + s.S.size, s.conv.size);
-        o += s.S.size + s.conv.size;
-      }
-    }
+    const { stride } = b.stateLayout;
+    if (readState) enc.copyBufferToBuffer(b.state, from * stride, staging, logitBytes, (to - from) * stride);
     return enc.finish();
   }
 
@@ -304,7 +285,7 @@ class WebGpuSession implements EngineSession {
     device.queue.writeBuffer(b.dims, 0, u.dims);
     device.queue.writeBuffer(b.headDims, 0, u.headDims);
     const logitBytes = headRows * c.vocabSize * 4;
-    const layerBytes = readState ? b.state[0].S.size + b.state[0].conv.size : 0;
+    const layerBytes = readState ? b.stateLayout.stride : 0;
     const parts = this.partsOf(f, T);
     const stagings = parts.map(([from, to], i) => this.engine.stagingOf(i, (i === parts.length - 1 ? logitBytes : 0) + (to - from) * layerBytes));
     const isStep = T === 1 && headRows === 1 && !readState;
@@ -340,7 +321,7 @@ class WebGpuSession implements EngineSession {
         const mapped = stagings[i].getMappedRange();
         const logitsHere = i === parts.length - 1 ? logitBytes : 0;
         for (let r = 0; r < logitsHere / (c.vocabSize * 4); r++) out.push(new Float32Array(mapped.slice(r * c.vocabSize * 4, (r + 1) * c.vocabSize * 4)));
-        if (readState) this.copyLayers(mapped, logitsHere, parts[i][0], parts[i][1], b.state[0].S.size, b.state[0].conv.size);
+        if (readState) this.copyLayers(mapped, logitsHere, parts[i][0], parts[i][1], b.stateLayout);
         stagings[i].unmap();
       } catch (e) {
         throw await fail(this.engine.lostReason ?? `read-back failed: ${(e as Error).message}`);
@@ -357,14 +338,13 @@ class WebGpuSession implements EngineSession {
     return out;
   }
 
-  /** Layers [from, to) of a read-back (each S then conv, at the buffers' 16-byte rounded sizes) into `incoming`. */
-  private copyLayers(mapped: ArrayBuffer, offset: number, from: number, to: number, sBytes: number, convBytes: number): void {
-    const src = new Float32Array(mapped, offset, ((to - from) * (sBytes + convBytes)) / 4);
+  /** Layers [from, to) of a read-back (laid out as in the state buffer) into `incoming`. */
+  private copyLayers(mapped: ArrayBuffer, offset: number, from: number, to: number, layout: StateLayout): void {
     for (let l = from; l < to; l++) {
-      const o = ((l - from) * (sBytes + convBytes)) / 4;
+      const o = offset + (l - from) * layout.stride;
       const layer = this.incoming.layers[l];
-      layer.S.set(src.subarray(o, o + layer.S.length));
-      layer.conv.set(src.subarray(o + sBytes / 4, o + sBytes / 4 + layer.conv.length));
+      layer.S.set(new Float32Array(mapped, o, layer.S.length));
+      layer.conv.set(new Float32Array(mapped, o + layout.convOffset, layer.conv.length));
     }
   }
 
@@ -412,9 +392,10 @@ class WebGpuSession implements EngineSession {
     this.engine.swapSessions(this, f, enc);
     device.queue.submit([enc.finish()]);
     const q = device.queue;
+    const { state: buffer, stateLayout } = f.buffers;
     state.layers.forEach((l, i) => {
-      q.writeBuffer(f.buffers.state[i].S, 0, Float32Array.from(l.S));
-      q.writeBuffer(f.buffers.state[i].conv, 0, Float32Array.from(l.conv));
+      q.writeBuffer(buffer, i * stateLayout.stride, Float32Array.from(l.S));
+      q.writeBuffer(buffer, i * stateLayout.stride + stateLayout.convOffset, Float32Array.from(l.conv));
     });
     this.host = copyState(state);
     this.pending = [];
@@ -431,10 +412,7 @@ class WebGpuSession implements EngineSession {
     this.disposed = true;
     this.engine.forget(this);
     this.prepared = null;
-    for (const b of this.own ?? []) {
-      b.S.destroy();
-      b.conv.destroy();
-    }
+    this.own?.destroy();
   }
 }
 
