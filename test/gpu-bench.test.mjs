@@ -1,6 +1,7 @@
 // The GPU benchmark's accounting (src/gpu/bench.ts), on SwiftShader with a
 // tiny fixture model: every prefill row carries the dispatches a forward
-// pass records and what they cost at the measured per-dispatch floor.
+// pass records and what they cost at the measured per-dispatch floor, and
+// the best and median call's rate.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { gpuOrSkip } from "./gpu-support.mjs";
@@ -24,6 +25,8 @@ test("prefill rows: dispatches per forward pass (embed, 11 per layer, final norm
     assert.is(long.dispatches, 1 + 11 * L + (1 + 11 * L + 2));
     for (const row of r.prefill) {
       assert.ok(row.dispatchFloorMs > 0 && Number.isFinite(row.dispatchFloorMs), String(row.dispatchFloorMs));
+      // the best of the calls, and their median: never faster than the best
+      assert.ok(row.medianTokensPerS > 0 && row.medianTokensPerS <= row.tokensPerS, `${row.medianTokensPerS} vs ${row.tokensPerS}`);
       assert.ok(Math.abs(row.dispatchFloorMs / row.dispatches - short.dispatchFloorMs / short.dispatches) < 1e-12, "one floor per run");
     }
   } finally {

@@ -2,13 +2,13 @@
  * The GPU engine's detailed benchmark, beyond `metala bench --device webgpu`:
  *
  *   node dist/gpu/bench-main.js [--preset metala-380m | --model DIR] [--dtype f32|f16]
- *        [--lengths 512,2048,8192,32768] [--decode-steps 64] [--gemm [--gemm-lengths 512,1024,2048]]
+ *        [--lengths 512,2048,8192,32768] [--calls 3] [--decode-steps 64] [--gemm [--gemm-lengths 512,1024,2048]]
  *
  * prints one JSON object per line: the adapter; with --gemm the projection
  * GEMM alone per tile shape and split-K count on the model's shapes (at
  * T = --gemm-lengths, by default 512, 1024, 2048; the data gemm.ts' launch
  * rules were read from, with lengths in between); per prompt
- * length the prefill speed, effective TFLOP/s (2 x parameters x tokens /
+ * length the prefill speed (the best and the median of --calls calls), effective TFLOP/s (2 x parameters x tokens /
  * time), the GLA's and GEMMs' shares of the GPU time and each GLA kernel's
  * time; then decode tokens/s.
  */
@@ -35,6 +35,17 @@ function lengthsFlag(name: string, fallback: string): number[] {
   }
 }
 
+/** A positive integer flag; anything else ends the run with one line. */
+function countFlag(name: string, fallback: number): number {
+  const v = flag(name);
+  if (v === undefined) return fallback;
+  if (!/^[1-9][0-9]*$/.test(v)) {
+    console.error(`--${name} must be a positive integer, got "${v}"`);
+    process.exit(2);
+  }
+  return Number(v);
+}
+
 const lengths = lengthsFlag("lengths", "512,2048,8192,32768");
 const gemmLengths = lengthsFlag("gemm-lengths", "512,1024,2048");
 const ctx = await openDevice();
@@ -59,7 +70,7 @@ const t0 = performance.now();
 const dtype = flag("dtype") === "f16" ? "f16" : "f32";
 const engine = await createWebGpuEngine(source, { context: ctx, dtype });
 console.log(JSON.stringify({ model: source.label, dtype, params, load_s: (performance.now() - t0) / 1000 }));
-const r = await benchWebGpuPrefill(engine, lengths, params, Number(flag("decode-steps") ?? 64));
+const r = await benchWebGpuPrefill(engine, lengths, params, Number(flag("decode-steps") ?? 64), countFlag("calls", 3));
 for (const p of r.prefill) console.log(JSON.stringify({ prefill: p }));
 console.log(JSON.stringify({ decode_tokens_per_s: r.decodeTokensPerS, decode: r.decode }));
 await engine.dispose();

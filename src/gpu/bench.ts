@@ -82,6 +82,8 @@ export interface PrefillBenchRow {
   T: number;
   seconds: number;
   tokensPerS: number;
+  /** The median call's rate (tokensPerS is the best call's). */
+  medianTokensPerS: number;
   /** 2 x parameters x tokens / time (the issue's "effective" figure). */
   effectiveTflops: number;
   /** Share of a forward pass spent in the chunked GLA and in the projection GEMMs (each timed alone). */
@@ -146,10 +148,11 @@ const lastCallOf = (s: import("../engine.js").EngineSession) => ({ ...(s as unkn
 
 /**
  * Prefill speed of a webgpu engine at each prompt length (logits of the last
- * position only, as in generation): the best of 3 runs after a second of
- * warm-up at the same length; and decode speed over `decodeSteps` steps.
+ * position only, as in generation): the best and the median of `calls`
+ * calls after a second of warm-up at the same length; and decode speed over
+ * `decodeSteps` steps.
  */
-export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, lengths: number[], params: number, decodeSteps = 64) {
+export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, lengths: number[], params: number, decodeSteps = 64, calls = 3) {
   const vocab = engine.config.vocabSize;
   const { device } = internals(engine);
   const rows: PrefillBenchRow[] = [];
@@ -158,19 +161,22 @@ export async function benchWebGpuPrefill(engine: import("../engine.js").Engine, 
     const tokens = randomTokens(T, vocab, T);
     const s = engine.createSession();
     await warmUp(() => s.prefill(tokens, "last"));
-    let seconds = Infinity;
-    for (let rep = 0; rep < 3; rep++) {
+    const times: number[] = [];
+    for (let rep = 0; rep < calls; rep++) {
       s.reset();
       const t0 = performance.now();
       await s.prefill(tokens, "last");
-      seconds = Math.min(seconds, (performance.now() - t0) / 1000);
+      times.push((performance.now() - t0) / 1000);
     }
+    times.sort((a, b) => a - b);
+    const seconds = times[0];
+    const medianTokensPerS = T / times[Math.floor(times.length / 2)];
     const lastCall = lastCallOf(s);
     const f = await internals(engine).forward;
     const share = await opShares(device, f, Math.min(T, f.maxTokens), 1);
     const memory = { gpuBufferMb: f.bufferBytes / 1e6, rssMb: typeof process === "undefined" ? NaN : process.memoryUsage().rss / 1e6 };
     const dispatches = countDispatches(f, T);
-    rows.push({ T, seconds, tokensPerS: T / seconds, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share, lastCall, memory, dispatches, dispatchFloorMs: dispatches * floorMs });
+    rows.push({ T, seconds, tokensPerS: T / seconds, medianTokensPerS, effectiveTflops: (2 * params * T) / seconds / 1e12, ...share, lastCall, memory, dispatches, dispatchFloorMs: dispatches * floorMs });
     s.dispose();
   }
   const s = engine.createSession();
