@@ -100,6 +100,25 @@ test("f16 storage: a value f16 cannot hold is refused at load, naming the tensor
   await (await createWasmEngine(poked(1e6), { dtype: "f32", threads: 1 })).dispose();
 });
 
+test("q8 and q4 decode: logits with 1, 2 and 3 threads identical bit for bit (their products run in one share per thread, split where the thread count puts it, the head's ending in a partial quad)", async () => {
+  const config = parseConfig({ model_type: "metala", decoder_embed_dim: 96, decoder_layers: 2, decoder_attention_heads: 3, glu_dim: 160, vocab_size: 301, tie_word_embeddings: false });
+  const source = randomWeightSource(config, "shares", 5);
+  const tokens = Array.from({ length: 12 }, (_, i) => (i * 37 + 5) % config.vocabSize);
+  for (const dtype of ["q8", "q4"]) {
+    const runs = [];
+    for (const threads of [1, 2, 3]) {
+      const engine = await createWasmEngine(source, { dtype, threads });
+      const s = engine.createSession();
+      const logits = [];
+      for (const t of tokens) logits.push(await s.step(t));
+      await engine.dispose();
+      runs.push(logits);
+    }
+    for (const [i, run] of runs.entries())
+      run.forEach((row, t) => assert.equal(row, runs[0][t], `${dtype}: ${i + 1} threads vs 1 differ at step ${t}`));
+  }
+});
+
 if (!process.execArgv.includes("--experimental-wasm-relaxed-simd")) {
   test("the relaxed-SIMD build meets the same limits (this file in a child Node with the flag)", () => {
     passesWithRelaxedSimd(import.meta.url, /engine: wasm relaxed-simd q8/);

@@ -156,33 +156,45 @@ export class Forward {
   /** y (+)= m x for one token. */
   private matVec(m: Matrix, x: number, y: number, accumulate: boolean): void {
     const input = this.productInput(m, x);
-    this.pool.queue(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0], this.tiles(m.rows), warmOf(m));
+    this.pool.queue(MATVEC[m.dtype], m.rows, 4, [m.ptr, input, y, m.cols, accumulate ? 1 : 0], this.tile(m), warmOf(m));
   }
 
   /**
    * h = m x (m the fused l1|l2, without bias) and out = act(h1) * h2 for
    * one token as one job (matVecGlu), its tiles half as many features as a
    * mat-vec tile has rows (multiples of 32, for the quantization of out
-   * for product `next`, into xq2: the job reads xq).
+   * for product `next`, into xq2: the job reads xq), or one share per
+   * thread as for a mat-vec.
    */
   private matVecGlu(m: Matrix, x: number, h: number, out: number, next: Matrix): void {
     const input = this.productInput(m, x);
     const q = this.fuseQuantize(next, out, 1, true, this.a.xq2);
     const n = m.rows / 2;
-    const tile = Math.max(32, Math.floor(this.tiles(m.rows) / 64) * 32);
+    const rows = this.tile(m);
+    const tile = rows && Math.max(32, Math.floor(rows / 64) * 32);
     this.pool.queue("matVecGlu", n, q[1] ? 32 : 4, [m.fmt, m.ptr, input, h, m.cols, n, this.act, out, ...q], tile, warmOf(m));
   }
 
   /**
-   * Rows per tile of a mat-vec: about 8 tiles per thread, so that a thread
-   * the OS holds back costs little, each a multiple of 128 rows, so that the
-   * kernels' streams (8 f32 rows, 4 f16 rows, 4 quads of q8/q4 rows side by
-   * side, matvec.ts and matvec-quant.ts) cover the tile with no remainder.
-   * Measured on q8 decode: 4 tiles per thread (256 rows at least) was no
-   * faster.
+   * Rows per tile of a mat-vec over m (ThreadPool.queue's tile). f32, f16:
+   * about 8 tiles per thread, so that a thread the OS holds back costs
+   * little, each a multiple of 128 rows, so that the kernels' streams (8 f32
+   * rows, 4 f16 rows side by side, matvec.ts) cover the tile with no
+   * remainder. q8, q4: 0, one share per thread. Their kernels' four streams
+   * each walk a quarter of the tile, and a tile cost about 2 us beyond its
+   * bytes (four new streams for the hardware prefetcher; the first product
+   * of a layer: 18 tiles 167 us of the two threads' time, 2 tiles 130 us).
+   * q8 decode of metala-380m, variants alternating in one process, median
+   * step: one share per thread 8.2 ms, 8 tiles per thread 10.7 (probe 43
+   * GB/s; 11.2 against 12.2 in a busier hour, 16.0 against 20.7 beside a
+   * busy loop), 4 tiles of a quarter 8.8, 2 of 3/8 then 2 of 1/8 8.6. f32
+   * and f16 went the other way in one share per thread (f32 48.7 against
+   * 38.7 ms, f16 28.2 against 25.5); q4 gained too (`metala bench` decode ÷
+   * roofline 0.85 against 0.74, 3 runs each).
    */
-  private tiles(rows: number): number {
-    return Math.max(128, Math.ceil(rows / (8 * this.pool.threads) / 128) * 128);
+  private tile(m: Matrix): number {
+    if (m.dtype === "q8" || m.dtype === "q4") return 0;
+    return Math.max(128, Math.ceil(m.rows / (8 * this.pool.threads) / 128) * 128);
   }
 
   /** Y (+)= X m^T for T tokens; Y rows are ldy floats apart. */
