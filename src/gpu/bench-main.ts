@@ -12,7 +12,7 @@
  * time), the GLA's and GEMMs' shares of the GPU time and each GLA kernel's
  * time; then decode tokens/s.
  */
-import { tokenCountsFlag } from "../cli/args.js";
+import { intFlag, tokenCountsFlag } from "../cli/args.js";
 import { parameterCount } from "../model/config.js";
 import { openCheckpoint } from "../model/checkpoint.js";
 import { presetSource } from "../model/preset.js";
@@ -25,29 +25,19 @@ function flag(name: string): string | undefined {
   return i < 0 ? undefined : process.argv[i + 1];
 }
 
-/** A comma-separated list of token counts; anything else ends the run with one line. */
-function lengthsFlag(name: string, fallback: string): number[] {
+/** A flag parsed by the CLI's own checks (cli/args.ts); a bad value ends the run with its one line. */
+function checked<T>(parse: () => T): T {
   try {
-    return tokenCountsFlag(flag(name), name, fallback);
+    return parse();
   } catch (e) {
     console.error((e as Error).message);
     process.exit(2);
   }
 }
 
-/** A positive integer flag; anything else ends the run with one line. */
-function countFlag(name: string, fallback: number): number {
-  const v = flag(name);
-  if (v === undefined) return fallback;
-  if (!/^[1-9][0-9]*$/.test(v)) {
-    console.error(`--${name} must be a positive integer, got "${v}"`);
-    process.exit(2);
-  }
-  return Number(v);
-}
-
-const lengths = lengthsFlag("lengths", "512,2048,8192,32768");
-const gemmLengths = lengthsFlag("gemm-lengths", "512,1024,2048");
+const lengths = checked(() => tokenCountsFlag(flag("lengths"), "lengths", "512,2048,8192,32768"));
+const calls = checked(() => intFlag(flag("calls"), "calls", 1, 1000, 3));
+const gemmLengths = checked(() => tokenCountsFlag(flag("gemm-lengths"), "gemm-lengths", "512,1024,2048"));
 const ctx = await openDevice();
 const { vendor, architecture, device, isFallbackAdapter, features, limits } = ctx.info;
 console.log(JSON.stringify({ adapter: { vendor, architecture, device, isFallbackAdapter, features, limits } }));
@@ -70,7 +60,7 @@ const t0 = performance.now();
 const dtype = flag("dtype") === "f16" ? "f16" : "f32";
 const engine = await createWebGpuEngine(source, { context: ctx, dtype });
 console.log(JSON.stringify({ model: source.label, dtype, params, load_s: (performance.now() - t0) / 1000 }));
-const r = await benchWebGpuPrefill(engine, lengths, params, Number(flag("decode-steps") ?? 64), countFlag("calls", 3));
+const r = await benchWebGpuPrefill(engine, lengths, params, Number(flag("decode-steps") ?? 64), calls);
 for (const p of r.prefill) console.log(JSON.stringify({ prefill: p }));
 console.log(JSON.stringify({ decode_tokens_per_s: r.decodeTokensPerS, decode: r.decode }));
 await engine.dispose();
