@@ -49,12 +49,12 @@ test("device lost between the parts of a prefill: the state of the call before, 
   const { source, ctx, s, c } = await ownDevice("layernorm-gelu");
   await s.prefill(c.tokens.slice(0, 40), "none");
   const saved = await s.exportState();
-  // the device goes away once the prefill's first part has run, before its second (2 layers: 2 parts)
+  // the device goes away after the prefill's first part was submitted, before its second (2 layers: 2 parts)
   const queue = ctx.device.queue;
   const submit = queue.submit.bind(queue);
   let submits = 0;
   queue.submit = (buffers) => {
-    if (++submits === 2) queue.onSubmittedWorkDone().then(() => ctx.device.destroy());
+    if (++submits === 2) ctx.device.destroy();
     else submit(buffers);
   };
   let err;
@@ -63,11 +63,46 @@ test("device lost between the parts of a prefill: the state of the call before, 
   } catch (e) {
     err = e;
   }
-  assert.is(submits, 2, "the prefill went in two parts");
+  assert.is(submits, 3, "the prefill went in two parts, then its state read-back");
   assert.ok(err instanceof GpuLostError, `expected GpuLostError, got ${err}`);
   assert.is(err.state.position, 40);
   assert.equal(err.replay, []);
   assert.ok(stateError(err.state, saved) === 0, "every layer's state is the one before the failed prefill");
+  await source.close();
+});
+
+test("device lost while a prefill's state is on its way back: the state before it, its tokens to replay", async () => {
+  if (!(await gpuOrSkip())) return;
+  const { source, ctx, s, c } = await ownDevice("tiny-f32");
+  // the engine's state read-back buffers map only once `held` lets them (while one is set)
+  let held = null;
+  const create = ctx.device.createBuffer.bind(ctx.device);
+  ctx.device.createBuffer = (desc) => {
+    const b = create(desc);
+    if (desc.label?.startsWith("state read-back")) {
+      const map = b.mapAsync.bind(b);
+      b.mapAsync = (...args) => (held ?? Promise.resolve()).then(() => map(...args));
+    }
+    return b;
+  };
+  await s.prefill(c.tokens.slice(0, 40), "none");
+  const saved = await s.exportState();
+  let release;
+  held = new Promise((r) => (release = r));
+  const logits = await s.prefill(c.tokens.slice(40, 60), "last");
+  assert.is(logits.length, 1, "the logits came back while the state was held");
+  ctx.device.destroy();
+  release();
+  let err;
+  try {
+    await s.step(c.tokens[60]);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof GpuLostError, `expected GpuLostError, got ${err}`);
+  assert.is(err.state.position, 40);
+  assert.equal(err.replay, c.tokens.slice(40, 60), "the prefill whose state never landed is to replay, the failed step is not");
+  assert.ok(stateError(err.state, saved) === 0, "the state is the one read back before that prefill");
   await source.close();
 });
 

@@ -24,6 +24,12 @@ export interface WebGpuEngineOptions {
 /** Layers per submission of a prefill chunk between its first and last, one-layer parts (partsOf). */
 const LAYERS_PER_SUBMISSION = 4;
 
+/** A mappable buffer for state read-backs, and when its last read-back has been copied out (or given up). */
+interface StateStaging {
+  buffer: GPUBuffer;
+  free: Promise<void>;
+}
+
 /** Rows of logits one submission can return when all positions are wanted. */
 const LOGIT_ROWS = 256;
 
@@ -70,7 +76,9 @@ class GpuEngine implements WebGpuEngine {
   private resident: WebGpuSession | null = null;
   /** Counts the calls recorded on the shared forward: commands recorded ahead are stale once it moves. */
   epoch = 0;
-  private readonly stagings = new Map<string, GPUBuffer>();
+  private readonly stagings = new Map<number, GPUBuffer>();
+  private readonly stateStagings: StateStaging[] = [];
+  private nextState = 0;
 
   constructor(
     readonly ctx: GpuContext,
@@ -129,20 +137,34 @@ class GpuEngine implements WebGpuEngine {
   }
 
   /**
-   * One mappable buffer per part and read-back size (a decode step's, a
-   * prefill part's), shared by the sessions, whose calls run one at a time:
-   * a session made per request (Model.generateText) finds them made. A
-   * step recorded ahead and the step that runs it get the same buffer.
+   * One mappable buffer per logits size (a decode step's, a prefill's last
+   * row, a chunk's rows), shared by the sessions, whose calls run one at a
+   * time: a session made per request (Model.generateText) finds them made.
+   * A step recorded ahead and the step that runs it get the same buffer.
    */
-  stagingOf(part: number, bytes: number): GPUBuffer {
-    const size = Math.max(16, bytes); // (mapping needs a non-empty buffer)
-    const key = `${part}:${size}`;
-    let b = this.stagings.get(key);
+  logitStaging(bytes: number): GPUBuffer {
+    let b = this.stagings.get(bytes);
     if (!b) {
-      b = this.ctx.device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: `read-back ${key}` });
-      this.stagings.set(key, b);
+      b = this.ctx.device.createBuffer({ size: bytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: `logits read-back ${bytes}` });
+      this.stagings.set(bytes, b);
     }
     return b;
+  }
+
+  /**
+   * The mappable buffer the next state read-back goes to, once the read-back
+   * that used it last has been copied out: two taken in turn, so that a
+   * call's state can land (and be copied out on the host) while the next
+   * call already runs.
+   */
+  async stateStaging(bytes: number): Promise<StateStaging> {
+    const s = (this.stateStagings[this.nextState] ??= {
+      buffer: this.ctx.device.createBuffer({ size: bytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ, label: `state read-back ${this.nextState}` }),
+      free: Promise.resolve(),
+    });
+    this.nextState ^= 1;
+    await s.free;
+    return s;
   }
 
   /**
@@ -173,6 +195,7 @@ class GpuEngine implements WebGpuEngine {
   async dispose(): Promise<void> {
     for (const s of [...this.sessions]) s.dispose();
     for (const b of this.stagings.values()) b.destroy();
+    for (const st of this.stateStagings) st.buffer.destroy();
     if (this.forwardPromise) await this.forwardPromise.then((f) => f.destroy(), () => undefined);
     this.weights.destroy();
     if (this.ownsDevice) this.ctx.device.destroy();
@@ -185,11 +208,15 @@ class WebGpuSession implements EngineSession {
   /** Tokens consumed on the GPU since `host` was read back. */
   private pending: number[] = [];
   private disposed = false;
-  /** Where a call's state read-back lands until every part of it arrived; then swapped with `host`. */
+  /** Where a read-back is copied out of its mapping; then swapped with `host`. */
   private incoming: ModelState;
+  /** The last state read-back submitted: settles once it was copied into `host` (or failed with the device). */
+  private landing: Promise<void> = Promise.resolve();
+  /** Bumped by reset and importState: a read-back submitted before is then not copied into `host`. */
+  private generation = 0;
   /** The next decode step's commands, recorded ahead, valid while the engine's epoch is unchanged. */
   private prepared: { cmd: GPUCommandBuffer; epoch: number } | null = null;
-  /** Where the last call's time went, in ms (for benchmarks): recording + submission, waiting for the GPU and the mapping (recording the next step meanwhile), copying the results out. */
+  /** Where the last call's time went, in ms (for benchmarks): recording + submission, waiting for the GPU and the mapping (recording the next step meanwhile), copying the logits out. */
   readonly lastCall = { encodeMs: 0, waitMs: 0, readMs: 0 };
   /** The session's state while another session is resident (null until first needed). */
   private own: GPUBuffer | null = null;
@@ -216,21 +243,23 @@ class WebGpuSession implements EngineSession {
     enc.copyBufferToBuffer(this.own!, 0, working, 0, working.size);
   }
 
-  private lost(reason: string): GpuLostError {
+  /** Tokens in the state on the GPU (read back or not). */
+  private get position(): number {
+    return this.host.position + this.pending.length;
+  }
+
+  /** `since`: where the failing call started; its own tokens from there on are not the caller's to replay. */
+  private lost(reason: string, since = Infinity): GpuLostError {
     this.engine.markLost(reason);
-    return new GpuLostError(`webgpu engine lost: ${reason}`, copyState(this.host), [...this.pending]);
+    return new GpuLostError(`webgpu engine lost: ${reason}`, copyState(this.host), this.pending.slice(0, Math.max(0, since - this.host.position)));
   }
 
   /**
-   * The commands of one call, or of its layers [from, to): the session's
-   * state swapped in if needed (first part), the forward pass over T tokens,
-   * then copies into `staging`: the wanted logits (last part), followed by
-   * the state of layers [from, to) when `readState` (each layer's S then
-   * conv, at their buffers' sizes).
+   * The commands of one call's layers [from, to): the session's state
+   * swapped in if needed (first part), the forward pass over T tokens, then
+   * (last part) the wanted logits copied into `staging`.
    */
-  private encodeCall(f: GpuForward, T: number, headRows: number, readState: boolean, staging: GPUBuffer, from = 0, to = f.layers.length): GPUCommandBuffer {
-    const c = this.engine.config;
-    const b = f.buffers;
+  private encodeCall(f: GpuForward, T: number, headRows: number, staging: GPUBuffer | null, from = 0, to = f.layers.length): GPUCommandBuffer {
     const enc = this.engine.ctx.device.createCommandEncoder();
     if (from === 0) this.engine.swapSessions(this, f, enc);
     if (T > 0) {
@@ -238,11 +267,7 @@ class WebGpuSession implements EngineSession {
       f.encodeLayers(pass, T, headRows, from, to);
       pass.end();
     }
-    const last = to === f.layers.length;
-    const logitBytes = last ? headRows * c.vocabSize * 4 : 0;
-    if (logitBytes) enc.copyBufferToBuffer(b.logits, 0, staging, 0, logitBytes);
-    const { stride } = b.stateLayout;
-    if (readState) enc.copyBufferToBuffer(b.state, from * stride, staging, logitBytes, (to - from) * stride);
+    if (staging && to === f.layers.length) enc.copyBufferToBuffer(f.buffers.logits, 0, staging, 0, staging.size);
     return enc.finish();
   }
 
@@ -250,9 +275,8 @@ class WebGpuSession implements EngineSession {
    * The layer ranges a call is submitted in. A prefill goes in parts: the
    * GPU starts on the first (one layer) while the next are recorded
    * (recording and submitting a 24-layer pass took 2-5 ms on an H200 host,
-   * up to a third of the GPU time of a 512-token prefill), and each part's
-   * state is read back while the GPU runs the later ones; the last part is
-   * one layer too, so that little is left to copy out once the GPU is done.
+   * up to a third of the GPU time of a 512-token prefill); the last part is
+   * one layer too, so that its logits are soon mapped once the GPU is done.
    */
   private partsOf(f: GpuForward, T: number): [number, number][] {
     const L = f.layers.length;
@@ -264,88 +288,113 @@ class WebGpuSession implements EngineSession {
   }
 
   /**
-   * One call: its parts submitted (each part's staging buffer mapped as soon
-   * as it is submitted), then the mappings taken in order: the logits come
-   * from the last; with `readState` each part's layers are copied into
-   * `incoming`, which becomes the host state only when every part arrived
-   * (a device lost midway leaves the state of the previous call). A decode
-   * step's commands do not depend on the token (it is written to a buffer),
-   * so after every call (a prefill is most often followed by steps) the next
-   * step's are recorded while the GPU runs this one, and used if nothing else
-   * was recorded on the engine since.
+   * One call: its parts submitted, the logits' staging buffer mapped after
+   * the last; with `readState`, the whole state buffer is copied to a
+   * mappable one in a submission of its own after that (`landing`), so that
+   * the logits are mapped without waiting for it: the 6.6 MB copy (metala-
+   * 380m) goes to host memory at PCIe speed, ~0.1-0.2 ms of a 12.6 ms
+   * 512-token prefill on an H200 when it ran before the logits, and the
+   * copy out of the mapping (~1 ms on the host) runs while the GPU runs the
+   * next call. Without logits, the call waits for its state if
+   * `waitForState` (else it returns once submitted). A decode step's
+   * commands do not depend on the token (it is written to a buffer), so
+   * after every call (a prefill is most often followed by steps) the next
+   * step's are recorded while the GPU runs this one, and used if nothing
+   * else was recorded on the engine since.
    */
-  private async run(f: GpuForward, tokens: ArrayLike<number>, headRows: number, readState: boolean): Promise<Float32Array[]> {
-    const t0 = performance.now();
+  private async run(f: GpuForward, tokens: ArrayLike<number>, headRows: number, readState: boolean, since = this.position, waitForState = true): Promise<Float32Array[]> {
     const { device } = this.engine.ctx;
     const c = this.engine.config;
     const T = tokens.length;
     const b = f.buffers;
+    // (a long prompt's chunks wait here for the read-back two chunks back to be copied out)
+    const stateRead = readState ? await this.engine.stateStaging(b.state.size) : null;
+    const t0 = performance.now();
     device.queue.writeBuffer(b.tokens, 0, Uint32Array.from(tokens));
     const u = f.uniforms(T, headRows);
     device.queue.writeBuffer(b.dims, 0, u.dims);
     device.queue.writeBuffer(b.headDims, 0, u.headDims);
-    const logitBytes = headRows * c.vocabSize * 4;
-    const layerBytes = readState ? b.stateLayout.stride : 0;
-    const parts = this.partsOf(f, T);
-    const stagings = parts.map(([from, to], i) => this.engine.stagingOf(i, (i === parts.length - 1 ? logitBytes : 0) + (to - from) * layerBytes));
+    const rowBytes = c.vocabSize * 4;
+    const staging = headRows ? this.engine.logitStaging(headRows * rowBytes) : null;
     const isStep = T === 1 && headRows === 1 && !readState;
     const ready = isStep && this.prepared !== null && this.prepared.epoch === this.engine.epoch && !this.zero;
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
-    const maps: Promise<undefined>[] = [];
-    parts.forEach(([from, to], i) => {
-      device.queue.submit([ready ? this.prepared!.cmd : this.encodeCall(f, T, headRows, readState, stagings[i], from, to)]);
-      maps.push(stagings[i].mapAsync(GPUMapMode.READ));
-    });
+    for (const [from, to] of this.partsOf(f, T)) device.queue.submit([ready ? this.prepared!.cmd : this.encodeCall(f, T, headRows, staging, from, to)]);
+    const logitsMapped = staging?.mapAsync(GPUMapMode.READ);
+    // counted as consumed now: a read-back landing before this call returns takes them off again
+    for (let i = 0; i < T; i++) this.pending.push(tokens[i]);
+    if (stateRead) {
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(b.state, 0, stateRead.buffer, 0, b.state.size);
+      device.queue.submit([enc.finish()]);
+      this.land(stateRead, b.stateLayout);
+    }
     const t1 = performance.now();
-    this.prepared = { cmd: this.encodeCall(f, 1, 1, false, this.engine.stagingOf(0, c.vocabSize * 4)), epoch: this.engine.epoch };
+    this.prepared = { cmd: this.encodeCall(f, 1, 1, this.engine.logitStaging(rowBytes)), epoch: this.engine.epoch };
     // both popped before any await: another session's call may push scopes of its own meanwhile
     const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
-    const settled = Promise.allSettled(maps);
     const fail = async (reason: string) => {
-      await settled;
-      for (const s of stagings) if (s.mapState === "mapped") s.unmap();
-      return this.lost(reason);
+      // no read-back in flight lands after an error: their tokens stay in `pending`, to replay
+      this.generation++;
+      await Promise.allSettled([logitsMapped, this.landing]);
+      if (staging?.mapState === "mapped") staging.unmap();
+      return this.lost(reason, since);
     };
     const err = validation ?? oom;
     if (err) throw await fail(`GPU error: ${err.message}`);
-    let waitMs = 0, readMs = 0;
     const out: Float32Array[] = [];
-    for (let i = 0; i < parts.length; i++) {
-      const tw = performance.now();
-      let tr = tw;
-      try {
-        await maps[i];
+    const tw = performance.now();
+    let tr = tw;
+    try {
+      if (staging) {
+        await logitsMapped;
         if (this.engine.lostReason) throw new Error(this.engine.lostReason);
         tr = performance.now();
-        const mapped = stagings[i].getMappedRange();
-        const logitsHere = i === parts.length - 1 ? logitBytes : 0;
-        for (let r = 0; r < logitsHere / (c.vocabSize * 4); r++) out.push(new Float32Array(mapped.slice(r * c.vocabSize * 4, (r + 1) * c.vocabSize * 4)));
-        if (readState) this.copyLayers(mapped, logitsHere, parts[i][0], parts[i][1], b.stateLayout);
-        stagings[i].unmap();
-      } catch (e) {
-        throw await fail(this.engine.lostReason ?? `read-back failed: ${(e as Error).message}`);
+        const mapped = staging.getMappedRange();
+        for (let r = 0; r < headRows; r++) out.push(new Float32Array(mapped.slice(r * rowBytes, (r + 1) * rowBytes)));
+        staging.unmap();
+      } else if (waitForState) {
+        await this.landing;
+        tr = performance.now();
       }
-      waitMs += tr - tw;
-      readMs += performance.now() - tr;
+    } catch (e) {
+      throw await fail(this.engine.lostReason ?? `read-back failed: ${(e as Error).message}`);
     }
-    if (readState) {
-      [this.host, this.incoming] = [this.incoming, this.host];
-      this.host.position = this.incoming.position + this.pending.length + T;
-      this.pending = [];
-    } else for (let i = 0; i < T; i++) this.pending.push(tokens[i]);
-    Object.assign(this.lastCall, { encodeMs: t1 - t0, waitMs, readMs });
+    Object.assign(this.lastCall, { encodeMs: t1 - t0, waitMs: tr - tw, readMs: performance.now() - tr });
     return out;
   }
 
-  /** Layers [from, to) of a read-back (laid out as in the state buffer) into `incoming`. */
-  private copyLayers(mapped: ArrayBuffer, offset: number, from: number, to: number, layout: StateLayout): void {
-    for (let l = from; l < to; l++) {
-      const o = offset + (l - from) * layout.stride;
-      const layer = this.incoming.layers[l];
+  /**
+   * Copies the state read back into `read` into `host` once mapped, as of
+   * the tokens consumed so far (unless reset or importState came first),
+   * and frees `read` for a later read-back. Read-backs land in the order
+   * they were submitted (one queue), each after the one before.
+   */
+  private land(read: StateStaging, layout: StateLayout): void {
+    const generation = this.generation;
+    const position = this.position;
+    const copied = read.buffer.mapAsync(GPUMapMode.READ).then(() => {
+      if (generation === this.generation && !this.disposed) {
+        this.copyLayers(read.buffer.getMappedRange(), layout);
+        this.pending.splice(0, position - this.host.position);
+        [this.host, this.incoming] = [this.incoming, this.host];
+        this.host.position = position;
+      }
+      read.buffer.unmap();
+    });
+    // a failed read-back (device lost) leaves `host` as it was, the tokens since then in `pending`
+    read.free = copied.catch(() => undefined);
+    this.landing = copied;
+  }
+
+  /** A read-back (laid out as in the state buffer) into `incoming`. */
+  private copyLayers(mapped: ArrayBuffer, layout: StateLayout): void {
+    this.incoming.layers.forEach((layer, l) => {
+      const o = l * layout.stride;
       layer.S.set(new Float32Array(mapped, o, layer.S.length));
       layer.conv.set(new Float32Array(mapped, o + layout.convOffset, layer.conv.length));
-    }
+    });
   }
 
   async prefill(tokens: ArrayLike<number>, want: LogitsWanted = "last"): Promise<Float32Array[]> {
@@ -353,13 +402,22 @@ class WebGpuSession implements EngineSession {
     checkTokens(tokens, this.engine.config.vocabSize);
     const per = want === "all" ? f.logitRows : f.maxTokens;
     const out: Float32Array[] = [];
+    const since = this.position;
     for (let i = 0; i < tokens.length; i += per) {
       const n = Math.min(per, tokens.length - i);
       const isLast = i + n >= tokens.length;
       const headRows = want === "all" ? n : want === "last" && isLast ? 1 : 0;
-      out.push(...(await this.run(f, Array.prototype.slice.call(tokens, i, i + n), headRows, true)));
+      // a chunk before the last neither waits for its state nor, without logits, for the GPU: the next
+      // chunk is recorded meanwhile, and its state copied out on the host while the GPU runs the next
+      out.push(...(await this.run(f, Array.prototype.slice.call(tokens, i, i + n), headRows, true, since, isLast)));
     }
     return out;
+  }
+
+  /** Once the last read-back submitted has landed (or failed: then, with the device lost, this throws). */
+  private async settled(): Promise<void> {
+    await this.landing.catch(() => undefined);
+    if (this.engine.lostReason) throw this.lost(this.engine.lostReason);
   }
 
   async step(token: number): Promise<Float32Array> {
@@ -369,9 +427,11 @@ class WebGpuSession implements EngineSession {
   }
 
   async exportState(): Promise<ModelState> {
+    const f = await this.live();
+    await this.settled();
     if (this.pending.length) {
-      const f = await this.live();
       await this.run(f, [], 0, true);
+      await this.settled();
     }
     return copyState(this.host);
   }
@@ -399,11 +459,13 @@ class WebGpuSession implements EngineSession {
     });
     this.host = copyState(state);
     this.pending = [];
+    this.generation++;
   }
 
   reset(): void {
     this.host = emptyState(this.engine.config);
     this.pending = [];
+    this.generation++;
     this.zero = true;
   }
 

@@ -59,9 +59,9 @@ export interface ForwardBuffers {
   headDims: GPUBuffer; // uniform {rows wanted, 0, first wanted row, 0}
   /**
    * Every layer's state in one buffer: layer l's S [H, K, V] and conv state
-   * [3, d] (the engine-neutral layout) at l * stateLayout.stride, so that a
-   * part's layers are read back in one copy (48 copies of a few hundred KB
-   * cost an H200 ~0.3 ms of a 12.8 ms prefill, one per part ~0.1 ms).
+   * [3, d] (the engine-neutral layout) at l * stateLayout.stride, so that
+   * the state is read back in one copy (48 copies of a few hundred KB cost
+   * an H200 ~0.3 ms of a 12.8 ms prefill, one per submission part ~0.1 ms).
    */
   state: GPUBuffer;
   stateLayout: StateLayout;

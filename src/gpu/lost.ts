@@ -3,13 +3,14 @@ import { MetalaError } from "../errors.js";
 
 /**
  * The GPU went away (device lost, or a validation/out-of-memory error made
- * its results untrustworthy). Carries the state after the last chunk that
- * completed and was read back (every prefill chunk is), and `replay`: the
- * tokens of the calls that completed since then (decode steps), not those of
- * the call that failed. `state.position` counts every token in the state,
- * including the chunks of a failing prefill that completed before the
- * failure. To continue on another engine: importState(state), feed
- * `replay`, then the failed call's tokens from the ones not yet in the state.
+ * its results untrustworthy). Carries the last state read back (every
+ * prefill chunk's is, landing on the host after its logits), and `replay`:
+ * the tokens of the calls that completed since then (decode steps, a
+ * prefill whose state had not landed yet), not those of the call that
+ * failed. `state.position` counts every token in the state, including the
+ * chunks of a failing prefill whose state landed before the failure. To
+ * continue on another engine: importState(state), feed `replay`, then the
+ * failed call's tokens from the ones not yet in the state.
  */
 export class GpuLostError extends MetalaError {
   constructor(
