@@ -4,13 +4,14 @@
 // bandwidth-bound.
 //
 // Every path runs the one register tile of 8 weight rows x 4 tokens (tile<T>
-// below): the weights are repacked per 8 rows into a panel (for each column,
-// column pair or column quad the 8 rows' values side by side), the tokens
-// per 4 into groups (prepareTokens, once per product, shared by the
-// threads), so that the inner loop walks two pointers with constant
-// offsets: 2 panel loads and 4 broadcasts feed 8 vector multiply-adds.
-// Repacking costs O(rows x cols + T x cols) per chunk, next to the
-// O(rows x cols x T) arithmetic.
+// below; the relaxed build's float path 8 x 6, tile6): the weights are
+// repacked per 8 rows into a panel (for each column, column pair or column
+// quad the 8 rows' values side by side; the float path PANELS panels at a
+// time), the tokens per 4 into groups (prepareTokens, once per product,
+// shared by the threads), so that the inner loop walks two pointers with
+// constant offsets: 2 panel loads and 4 broadcasts feed 8 vector
+// multiply-adds. Repacking costs O(rows x cols + T x cols) per chunk, next
+// to the O(rows x cols x T) arithmetic.
 //
 // Float path (F32, F16): f32 multiply-adds (fused in the relaxed build).
 // Integer path (INT_INPUT added to Q8/Q4): SIMD128 has no fused float
@@ -27,7 +28,10 @@
 // relaxed_madd 16, the relaxed i8 dot summed in i16 33. The tile reaches
 // f32 ~95%, integer ~85%, I8 ~90% of these (the rest: block scales,
 // repacking). Other tile shapes change loads per MAC, not ALU operations
-// per MAC, and loads are not what bounds this loop.
+// per MAC, and loads are not what bounds this loop; except the relaxed
+// build's f32, whose fused multiply-add chains each accumulator through
+// its whole latency (4 cycles, 2 issued per cycle): 8 accumulators leave no
+// slack, so there the float path runs 8 rows x 6 tokens (tile6).
 //
 // X is [T, cols] f32; output row r of token t goes to y[t * ldy + r].
 
@@ -106,7 +110,7 @@ export function matMatScratchBytes(fmt: i32, T: i32, cols: i32): usize {
   const own: usize = fmt & PREPARED ? 0 : preparedBytes(fmt, T, cols);
   if (fmt & I8_INPUT) return own + c * 8 + c + c * 2 + c * 8;
   if (fmt & INT_INPUT) return own + c * 16 + c + c * 16;
-  return own + c * 32 + ((fmt & 15) == FMT_F32 ? 128 : c * 32);
+  return own + c * 32 * PANELS + ((fmt & 15) == FMT_F32 ? 192 : c * 32);
 }
 
 /** The flags matMat runs a matrix stored in layout `fmt` with on this build: its fastest path. */
@@ -235,6 +239,46 @@ function tile<T>(pp: usize, end: usize, xp: usize, out: usize, ws: usize, sx: us
   }
 }
 
+// The relaxed build's float tile, 8 weight rows x 6 tokens: the 4 tokens of
+// group xa and the first 2 at xb (a group, or a group + 8 bytes for its
+// last 2), 12 accumulators for the fused multiply-add's 8 in flight (4
+// cycles' latency x 2 per cycle). Token j < 4 (of xa) goes to out + 32j as
+// tile's, the other two to out + 128 / + 160. 12 accumulators, 2 panel
+// vectors and a broadcast fill 15 of V8's xmm registers, which is why
+// SIMD128's separate multiply (a 16th register for the product) keeps the
+// 8x4 tile: there this shape spills. One thread over L2-resident tokens,
+// cols 256-2816, T 128: 27.4-27.8 GMAC/s against 24.7-25.5 for 8x4 (probe
+// 28.3); SIMD128 14.4-14.8 against 21.8-22.5. (4 rows x 12 tokens, 14
+// registers: 23.5-24.2 relaxed.)
+function tile6(pp: usize, end: usize, xa: usize, xb: usize, out: usize): void {
+  let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+  let b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
+  while (pp < end) {
+    const wa = v128.load(pp), wb = v128.load(pp, 16);
+    let u = v128.load32_splat(xa);
+    a0 = madd(wa, u, a0); b0 = madd(wb, u, b0);
+    u = v128.load32_splat(xa, 4);
+    a1 = madd(wa, u, a1); b1 = madd(wb, u, b1);
+    u = v128.load32_splat(xa, 8);
+    a2 = madd(wa, u, a2); b2 = madd(wb, u, b2);
+    u = v128.load32_splat(xa, 12);
+    a3 = madd(wa, u, a3); b3 = madd(wb, u, b3);
+    u = v128.load32_splat(xb);
+    a4 = madd(wa, u, a4); b4 = madd(wb, u, b4);
+    u = v128.load32_splat(xb, 4);
+    a5 = madd(wa, u, a5); b5 = madd(wb, u, b5);
+    pp += 32;
+    xa += 16;
+    xb += 16;
+  }
+  v128.store(out, a0); v128.store(out, b0, 16);
+  v128.store(out, a1, 32); v128.store(out, b1, 48);
+  v128.store(out, a2, 64); v128.store(out, b2, 80);
+  v128.store(out, a3, 96); v128.store(out, b3, 112);
+  v128.store(out, a4, 128); v128.store(out, b4, 144);
+  v128.store(out, a5, 160); v128.store(out, b5, 176);
+}
+
 // One token's integer sums of rows 0-3 (a) and 4-7 (b) onto its float sums
 // at acc, times the rows' weight scales (wsa, wsb) and the token's scale s.
 // @ts-ignore: decorator
@@ -253,32 +297,63 @@ function putTile(y: usize, ldy: i32, t: i32, r: i32, nt: i32, nr: i32, acc: usiz
   }
 }
 
+// Weight rows per block of matMatFloat: PANELS panels of 8 rows, packed
+// first, then each step of tokens run against all of them, so that a step's
+// token groups are read from L1/L2 PANELS times instead of the whole chunk's
+// tokens (1-3 MB at T 256, past L2) coming from L3 once per panel, with
+// both threads doing so at once. Two threads, the 24 layers' l1|l2 products
+// of metala-380m at T 256 (relaxed build): 24.5-24.9 GMAC/s per thread
+// against 23.2-23.6 panel by panel (probe 26.3-27.0); 8 panels measured the
+// same (the pool's tiles are 32 rows, src/cpu/forward.ts MATMAT_TILE). The host twin of
+// matMatScratchBytes (src/cpu/matmat-layout.ts) sizes the float scratch
+// with it too.
+const PANELS: i32 = 4;
+
 // xg: the tokens as groupTokens leaves them.
 function matMatFloat(fmt: i32, w: usize, xg: usize, y: usize, cols: i32, ldy: i32, T: i32, accumulate: i32, scratch: usize, r0: i32, r1: i32): void {
   const rb = <usize>cols << 2;
-  const panel = scratch;
-  const rows = panel + (<usize>cols << 5); // F16 rows expanded to f32
-  const acc = rows; // 128 bytes, free once the panel is built
-  for (let r = r0; r < r1; r += 8) {
-    const nr = min(8, r1 - r);
-    let base: usize, stride: usize;
-    if (fmt == FMT_F32) {
-      base = w + <usize>r * rb;
-      stride = rb;
-    } else {
-      dequantizeRows(fmt, w, cols, r, r + nr, rows);
-      base = rows;
-      stride = rb;
+  const pb = <usize>cols << 5; // bytes of a panel
+  const rows = scratch + <usize>PANELS * pb; // F16 rows expanded to f32
+  const acc = rows; // 192 bytes, free once the panels are built
+  for (let rb0 = r0; rb0 < r1; rb0 += 8 * PANELS) {
+    const rbEnd = min(r1, rb0 + 8 * PANELS);
+    for (let r = rb0; r < rbEnd; r += 8) {
+      const nr = min(8, r1 - r);
+      const panel = scratch + <usize>((r - rb0) >> 3) * pb;
+      let base: usize;
+      if (fmt == FMT_F32) base = w + <usize>r * rb;
+      else {
+        dequantizeRows(fmt, w, cols, r, r + nr, rows);
+        base = rows;
+      }
+      const last = <usize>(nr - 1);
+      for (let h: usize = 0; h < 2; h++) {
+        const j = h << 2;
+        interleave4(base + min(j, last) * rb, base + min(j + 1, last) * rb, base + min(j + 2, last) * rb, base + min(j + 3, last) * rb, rb, panel + (h << 4), 32);
+      }
     }
-    const last = <usize>(nr - 1);
-    for (let h: usize = 0; h < 2; h++) {
-      const j = h << 2;
-      interleave4(base + min(j, last) * stride, base + min(j + 1, last) * stride, base + min(j + 2, last) * stride, base + min(j + 3, last) * stride, rb, panel + (h << 4), 32);
-    }
-    for (let t = 0; t < T; t += 4) {
-      tile<f32>(panel, panel + (<usize>cols << 5), xg + <usize>t * rb, acc, 0, 0);
-      putTile(y, ldy, t, r, min(4, T - t), nr, acc, accumulate);
-    }
+    let t = 0;
+    // relaxed build: 12 tokens (3 groups) as two 6-token tiles, tokens t..t+5 then t+8..t+11 and t+6, t+7 (a group's 4 bytes per token)
+    if (ASC_FEATURE_RELAXED_SIMD)
+      for (; t + 12 <= T; t += 12) {
+        const xa = xg + <usize>t * rb, xb = xa + (rb << 2);
+        for (let r = rb0; r < rbEnd; r += 8) {
+          const nr = min(8, r1 - r);
+          const panel = scratch + <usize>((r - rb0) >> 3) * pb;
+          tile6(panel, panel + pb, xa, xb, acc);
+          putTile(y, ldy, t, r, 4, nr, acc, accumulate);
+          putTile(y, ldy, t + 4, r, 2, nr, acc + 128, accumulate);
+          tile6(panel, panel + pb, xb + (rb << 2), xb + 8, acc);
+          putTile(y, ldy, t + 8, r, 4, nr, acc, accumulate);
+          putTile(y, ldy, t + 6, r, 2, nr, acc + 128, accumulate);
+        }
+      }
+    for (; t < T; t += 4)
+      for (let r = rb0; r < rbEnd; r += 8) {
+        const panel = scratch + <usize>((r - rb0) >> 3) * pb;
+        tile<f32>(panel, panel + pb, xg + <usize>t * rb, acc, 0, 0);
+        putTile(y, ldy, t, r, min(4, T - t), min(8, r1 - r), acc, accumulate);
+      }
   }
 }
 

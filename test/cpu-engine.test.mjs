@@ -46,13 +46,13 @@ for (const name of listFixtures()) {
     await source.close();
   });
 
-  test(`${name}: decode after prefill at split points 0, 1, 64, 127, 128, 129, 299 matches the fixture (prefill chunks are 128 tokens)`, async () => {
+  test(`${name}: decode after prefill at split points 0, 1, 64, 127, 128, 129, 255, 256, 257, 299 matches the fixture (prefill chunks are 256 tokens)`, async () => {
     const fx = loadFixture(name);
     const c = fx.cases.find((x) => x.tokens.length === 300);
     const source = await openFixtureModel(fx);
     await withEngine(source, { threads: 2 }, async (engine) => {
       const s = engine.createSession();
-      for (const split of [0, 1, 64, 127, 128, 129, 299]) {
+      for (const split of [0, 1, 64, 127, 128, 129, 255, 256, 257, 299]) {
         s.reset();
         const head = split > 0 ? await s.prefill(c.tokens.slice(0, split), "all") : [];
         const end = Math.min(300, split + 40);
@@ -74,7 +74,7 @@ test("matches the reference engine on random models (tied and untied, strong dec
   ];
   for (const [config, opts] of configs) {
     const source = randomModel(config, opts);
-    const tokens = Array.from({ length: 150 }, (_, i) => (i * 7 + 3) % config.vocab_size);
+    const tokens = Array.from({ length: 300 }, (_, i) => (i * 7 + 3) % config.vocab_size); // past a prefill chunk (256)
     const reference = await createReferenceEngine(source);
     const expected = await reference.createSession().prefill(tokens, "all");
     await reference.dispose();

@@ -141,7 +141,8 @@ for (const dtype of ["f32", "f16", "q8", "q4"]) {
   });
 
   test(`dequantizeRows and matMat (${dtype}) = reference matVec per token`, () => {
-    const rows = 22, cols = 64, T = 5;
+    // rows 8..46 in one call: past the float path's block of 4 panels (32 rows); 14 tokens: a step of 12 and a rest
+    const rows = 46, cols = 64, T = 14;
     const W = uniform(rand, rows * cols, 1);
     const wp = storeMatrix(dtype, W, rows, cols);
     const D = dequantized(dtype, wp, rows, cols);
@@ -229,30 +230,32 @@ function tokenRounding(fmt, x, D, r, cols) {
 }
 
 // Every remainder of the 8-row x 4-token register tile: a last row tile of
-// 1..8 rows after a full one, and 1..8 tokens (groups of 4 padded by
-// repeating the last token), in the engine's form (prepared tokens).
+// 1..8 rows after a full one, and 1..28 tokens (groups of 4 padded by
+// repeating the last token; from 12 on, the relaxed build's float path runs
+// 12 at a time as two 8x6 tiles, then the rest in 8x4), in the engine's
+// form (prepared tokens).
 for (const dtype of ["f32", "f16", "q8", "q4"])
-  test(`matMat (${dtype}): every row and token remainder of the 8x4 tile, rows past r1 untouched`, () => {
-    const rows = 16, cols = 64;
+  test(`matMat (${dtype}): every row and token remainder of the 8x4 (and 8x6) tile, rows past r1 untouched`, () => {
+    const rows = 16, cols = 64, maxT = 28;
     const fmt = k.matMatFormat(FMT[dtype]);
     const W = uniform(rand, rows * cols, 1);
     const wp = storeMatrix(dtype, W, rows, cols);
     const D = dequantized(dtype, wp, rows, cols);
-    const X = f64(8 * cols);
+    const X = f64(maxT * cols);
     const xp = put(X);
     const ldy = rows + 1;
-    const yp = alloc(4 * 8 * ldy);
-    const tokens = alloc(mm.preparedBytes(fmt, 8, cols));
-    const scratch = alloc(2 * mm.matMatScratchBytes(fmt | mm.PREPARED, 8, cols));
-    const expected = Array.from({ length: 8 }, (_, t) => ref.matVec(D, rows, cols, X.subarray(t * cols, (t + 1) * cols)));
-    for (let T = 1; T <= 8; T++) {
+    const yp = alloc(4 * maxT * ldy);
+    const tokens = alloc(mm.preparedBytes(fmt, maxT, cols));
+    const scratch = alloc(2 * mm.matMatScratchBytes(fmt | mm.PREPARED, maxT, cols));
+    const expected = Array.from({ length: maxT }, (_, t) => ref.matVec(D, rows, cols, X.subarray(t * cols, (t + 1) * cols)));
+    for (let T = 1; T <= maxT; T++) {
       k.prepareTokens(fmt, xp, cols, T, tokens);
       for (let nr = 1; nr <= 8; nr++) {
-        const Y = new Float32Array(buf, yp, 8 * ldy);
+        const Y = new Float32Array(buf, yp, maxT * ldy);
         Y.fill(7);
         k.matMat(fmt | mm.PREPARED, wp, tokens, yp, cols, ldy, T, 0, scratch, 8, 8 + nr, 1);
         k.matMat(fmt | mm.PREPARED, wp, tokens, yp, cols, ldy, T, 0, scratch, 0, 8, 0);
-        for (let t = 0; t < 8; t++)
+        for (let t = 0; t < maxT; t++)
           for (let r = 0; r < ldy; r++) {
             const got = Y[t * ldy + r];
             if (t >= T || r >= 8 + nr) {

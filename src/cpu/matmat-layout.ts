@@ -25,10 +25,13 @@ export function preparedBytes(fmt: number, T: number, cols: number): number {
   return fmt & INT_INPUT ? t * cols * 2 + t * (cols / 32) * 4 : t * cols * 4;
 }
 
-/** matMat's scratch per thread: the tokens' layout unless PREPARED, a panel of 8 rows, and the path's own room (unpacked rows and scales, or dequantized F16 rows). */
+/** Panels of 8 rows the float path packs before running the tokens against them (assembly/matmat.ts PANELS). */
+export const FLOAT_PANELS = 4;
+
+/** matMat's scratch per thread: the tokens' layout unless PREPARED, a panel of 8 rows (FLOAT_PANELS of them on floats), and the path's own room (unpacked rows and scales, dequantized F16 rows, or F32's sums of an 8 x 6 tile). */
 export function matMatScratchBytes(fmt: number, T: number, cols: number): number {
   const own = fmt & PREPARED ? 0 : preparedBytes(fmt, T, cols);
   if (fmt & I8_INPUT) return own + cols * 8 + cols + cols * 2 + cols * 8;
   if (fmt & INT_INPUT) return own + cols * 16 + cols + cols * 16;
-  return own + cols * 32 + ((fmt & 15) === FMT.f32 ? 128 : cols * 32);
+  return own + cols * 32 * FLOAT_PANELS + ((fmt & 15) === FMT.f32 ? 192 : cols * 32);
 }
