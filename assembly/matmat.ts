@@ -309,6 +309,12 @@ function putTile(y: usize, ldy: i32, t: i32, r: i32, nt: i32, nr: i32, acc: usiz
 // with it too.
 const PANELS: i32 = 4;
 
+// The panel of weight rows r..r+7 in the block of PANELS panels starting at row rb0.
+// @ts-ignore: decorator
+@inline function panelAt(scratch: usize, r: i32, rb0: i32, pb: usize): usize {
+  return scratch + <usize>((r - rb0) >> 3) * pb;
+}
+
 // xg: the tokens as groupTokens leaves them.
 function matMatFloat(fmt: i32, w: usize, xg: usize, y: usize, cols: i32, ldy: i32, T: i32, accumulate: i32, scratch: usize, r0: i32, r1: i32): void {
   const rb = <usize>cols << 2;
@@ -319,7 +325,7 @@ function matMatFloat(fmt: i32, w: usize, xg: usize, y: usize, cols: i32, ldy: i3
     const rbEnd = min(r1, rb0 + 8 * PANELS);
     for (let r = rb0; r < rbEnd; r += 8) {
       const nr = min(8, r1 - r);
-      const panel = scratch + <usize>((r - rb0) >> 3) * pb;
+      const panel = panelAt(scratch, r, rb0, pb);
       let base: usize;
       if (fmt == FMT_F32) base = w + <usize>r * rb;
       else {
@@ -339,7 +345,7 @@ function matMatFloat(fmt: i32, w: usize, xg: usize, y: usize, cols: i32, ldy: i3
         const xa = xg + <usize>t * rb, xb = xa + (rb << 2);
         for (let r = rb0; r < rbEnd; r += 8) {
           const nr = min(8, r1 - r);
-          const panel = scratch + <usize>((r - rb0) >> 3) * pb;
+          const panel = panelAt(scratch, r, rb0, pb);
           tile6(panel, panel + pb, xa, xb, acc);
           putTile(y, ldy, t, r, 4, nr, acc, accumulate);
           putTile(y, ldy, t + 4, r, 2, nr, acc + 128, accumulate);
@@ -350,7 +356,7 @@ function matMatFloat(fmt: i32, w: usize, xg: usize, y: usize, cols: i32, ldy: i3
       }
     for (; t < T; t += 4)
       for (let r = rb0; r < rbEnd; r += 8) {
-        const panel = scratch + <usize>((r - rb0) >> 3) * pb;
+        const panel = panelAt(scratch, r, rb0, pb);
         tile<f32>(panel, panel + pb, xg + <usize>t * rb, acc, 0, 0);
         putTile(y, ldy, t, r, min(4, T - t), min(8, r1 - r), acc, accumulate);
       }
