@@ -29,6 +29,15 @@ export function splitsOf(T: number, c: MetalaConfig, plan: GemmPlan) {
   };
 }
 
+/**
+ * Whether a call's last layer runs its channel mix (out product, GLU, down
+ * product) on the last row alone, or not at all: when the call wants the
+ * logits of that row only, or none. After the last token mixer the state is
+ * complete and no other row is read again (1/24 of a prefill's products for
+ * metala-380m). Decode steps (T = 1) take their usual path.
+ */
+const lastRowOnly = (T: number, headRows: number) => T > 1 && headRows <= 1;
+
 /** Tokens per thread of shaders/short-conv.wgsl (at least 3: the first block alone reads the old conv state). */
 const CONV_ROWS = 4;
 
@@ -99,6 +108,7 @@ export class GpuForward {
     readonly layers: LayerOps[],
     private readonly finalNorm: Dispatch,
     private readonly headOps: GemmOp[],
+    private readonly takeLastRow: Dispatch,
     private readonly plan: GemmPlan,
   ) {}
 
@@ -215,7 +225,8 @@ export class GpuForward {
       const headOps = await Promise.all(
         w.head.map((part) => GemmOp.create(p, { N: part.rows, K: d, lda: d, ldc: V, cOff: part.lo }, "store", c.gluAct, { rows: headDims, A: HN, W: part.buffer, bias: w.zeroBias, C: logits }, tiles, w.tableType)),
       );
-      return new GpuForward(c, maxTokens, logitRows, { tokens, dims, headDims, state, stateLayout, logits }, owned, embedOps, layers, finalNorm, headOps, plan);
+      const takeLastRow = await makeDispatch(p, ["take-last-row.wgsl"], { D: d }, ["uniform", "rw", "rw"], [dims, X, O], () => [1]);
+      return new GpuForward(c, maxTokens, logitRows, { tokens, dims, headDims, state, stateLayout, logits }, owned, embedOps, layers, finalNorm, headOps, takeLastRow, plan);
     } catch (e) {
       for (const b of owned) b.destroy();
       throw e;
@@ -231,9 +242,11 @@ export class GpuForward {
   uniforms(T: number, headRows: number): { dims: Uint32Array<ArrayBuffer>; headDims: Uint32Array<ArrayBuffer> } {
     const s = splitsOf(T, this.config, this.plan);
     const [res, proj, glu] = [s.residual, s.proj, s.glu].map((n) => (n > 1 ? n : 0));
+    // after a last layer on its last row alone, that row is row 0, complete (one-row products add into X)
+    const [first, headSplits] = lastRowOnly(T, headRows) ? [0, 0] : [T - headRows, res];
     return {
       dims: new Uint32Array([T, cdiv(T, GLA_CHUNK), 0, res, proj, glu, 0, 0]),
-      headDims: new Uint32Array([headRows, 0, T - headRows, res, 0, 0, 0, 0]),
+      headDims: new Uint32Array([headRows, 0, first, headSplits, 0, 0, 0, 0]),
     };
   }
 
@@ -257,7 +270,8 @@ export class GpuForward {
     const splits = splitsOf(T, this.config, this.plan);
     const on = (f: OpFamily) => !only || only.has(f);
     if (from === 0 && on("embed")) for (const e of this.embedOps) e.encode(pass, T, nC);
-    for (const l of this.layers.slice(from, to)) {
+    for (let i = from; i < to; i++) {
+      const l = this.layers[i];
       if (on("norm+conv")) {
         if (T === 1) l.convStep.encode(pass, T, nC);
         else {
@@ -267,6 +281,15 @@ export class GpuForward {
       }
       if (on("qkvg")) l.qkvg.encode(pass, T, splits.projTile, splits.proj);
       if (on("gla")) l.gla.encode(pass, T, nC);
+      if (i === this.layers.length - 1 && lastRowOnly(T, headRows)) {
+        // the state is complete: the channel mix only for the row whose logits are wanted, if any
+        if (headRows === 0) break;
+        this.takeLastRow.encode(pass, T, nC);
+        if (on("out")) l.out.encode(pass, 1);
+        if (on("glu")) l.glu.encode(pass, 1);
+        if (on("down")) l.down.encode(pass, 1);
+        break;
+      }
       if (on("out")) l.out.encode(pass, T, splits.residualTile, splits.residual);
       // a decode step's GLU product normalises its input itself
       if (on("norm+conv") && T > 1) l.channelNorm.encode(pass, T, nC);
