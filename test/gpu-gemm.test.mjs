@@ -92,7 +92,11 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   assert.equal(residual(4096), { tile: t128x64, splits: 2 });
   // else the 64x64 tile with the most slices that fit one round (660 workgroups)
   assert.equal(residual(512), { tile: t64x64, splits: 4 });
-  assert.equal(residual(704), { tile: t64x64, splits: 2 });
+  assert.equal(residual(640), { tile: t64x64, splits: 4 });
+  // (3 slices: residual products only)
+  assert.equal(residual(704), { tile: t64x64, splits: 3 });
+  assert.equal(residual(832), { tile: t64x64, splits: 3 });
+  assert.equal(residual(896), { tile: t64x64, splits: 2 });
   assert.equal(residual(1024), { tile: t64x64, splits: 2 });
   assert.equal(residual(1536), { tile: t64x64, splits: 1 });
   // too short for either rule: chooseSplits' choice
@@ -190,7 +194,7 @@ test("gemm split over K: the slices' sums add up to the product, C is left alone
   if (!ctx) return;
   for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t64x32])
     // K 200 in 4 slices of 64: the last slice gets 8; K 40 in 4: the last two slices are empty
-    for (const [M, N, K, splits] of [[70, 48, 200, 4], [130, 72, 96, 2], [5, 16, 40, 4]]) {
+    for (const [M, N, K, splits] of [[70, 48, 200, 4], [130, 72, 96, 2], [5, 16, 40, 4], [70, 48, 200, 3]]) {
       const C0 = randomArray(M * N, 41);
       const { got, ref, sliceSums, init } = await runGemm(ctx, { M, N, K, lda: K, epilogue: "add", C0, tile, splits });
       assert.equal(Array.from(got), Array.from(init), "C untouched");

@@ -1,6 +1,6 @@
 import type { GluActivation } from "../model/config.js";
 import { openDevice, type GpuContext } from "./device.js";
-import { GEMM_PLAN, GEMM_TILES, GemmOp, MAX_SPLITS, SPLIT_COUNTS, chooseProduct, chooseResidual, planTiles, wideTileFor, type GemmEpilogue, type GemmTile } from "./gemm.js";
+import { GEMM_PLAN, GEMM_TILES, GemmOp, MAX_SPLITS, RESIDUAL_SPLIT_COUNTS, SPLIT_COUNTS, chooseProduct, chooseResidual, planTiles, wideTileFor, type GemmEpilogue, type GemmTile } from "./gemm.js";
 import { GEMM_FAMILIES, OP_FAMILIES, type GpuForward, type OpFamily } from "./forward.js";
 import { Pipelines, storageBuffer, uniformU32 } from "./pipelines.js";
 import { warmUp } from "../runtime/warm-up.js";
@@ -67,7 +67,7 @@ export async function benchGemm(
     const op = await GemmOp.create(p, { N, K, lda: K, ldc: outCols }, epilogue, act, bufs, all, wtype);
     const { tile: chosen, splits: chosenSplits } = (epilogue === "add" ? chooseResidual : chooseProduct)(M, N, K, plan);
     const reps = Math.max(3, Math.min(200, Math.round(2e11 / (2 * M * N * K))));
-    for (const splits of SPLIT_COUNTS)
+    for (const splits of epilogue === "add" ? RESIDUAL_SPLIT_COUNTS : SPLIT_COUNTS)
       for (const [name, tile] of Object.entries(all)) {
         const s = await timeGpu(device, (pass) => op.encode(pass, M, tile, splits), reps);
         rowsOut.push({ M, N, K, epilogue, tile: name, splits, chosen: tile === chosen && splits === chosenSplits, ms: s * 1e3, tflops: (2 * M * N * K) / s / 1e12 });

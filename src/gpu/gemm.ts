@@ -69,7 +69,16 @@ const ROUND = { big: 396, next: 660, wide: 264 };
 
 /** Split-K counts a product whose sums a later kernel adds up (gemm.wgsl SPLIT) may use. */
 export const SPLIT_COUNTS = [1, 2, 4] as const;
-export const MAX_SPLITS = SPLIT_COUNTS[SPLIT_COUNTS.length - 1];
+/**
+ * The residual products may take 3 slices too: 64x64 tiles in 3 slices fit
+ * one round where 4 do not (T = 704-832: 528-624 workgroups). H200, the
+ * builds alternating calls in one process, best of 20: T=704 16.50 against
+ * 17.14 ms, 832 18.78 against 19.65; 768, 1152, 3072 within 0.5%. The
+ * projections and the GLU keep 1, 2, 4: with 3 as well, T=192 took 7.73
+ * against 7.39 ms, and 576-640 gained nothing.
+ */
+export const RESIDUAL_SPLIT_COUNTS = [1, 2, 3, 4] as const;
+export const MAX_SPLITS = RESIDUAL_SPLIT_COUNTS[RESIDUAL_SPLIT_COUNTS.length - 1];
 
 /**
  * How the tiled products of a forward pass are shaped: the tile variants
@@ -96,7 +105,7 @@ const roundFill = (workgroups: number, round: number) => workgroups / (Math.ceil
 const workgroups = (t: GemmTile, M: number, N: number, splits: number) => Math.ceil(M / t.BM) * Math.ceil(N / t.BN) * splits;
 
 /** The split counts whose slices of K keep at least plan.minSplitK each (none for one row: no split). */
-const allowedSplits = (M: number, K: number, plan: GemmPlan) => (M > 1 ? SPLIT_COUNTS.filter((s) => K / s >= plan.minSplitK) : []);
+const allowedSplits = (M: number, K: number, plan: GemmPlan, counts: readonly number[] = SPLIT_COUNTS) => (M > 1 ? counts.filter((s) => K / s >= plan.minSplitK) : []);
 
 /** The first (largest) tile that gives ENOUGH_WORKGROUPS with `splits` slices of K, else the smallest. */
 export function chooseTile(M: number, N: number, tiles: Record<string, GemmTile> = GEMM_TILES, splits = 1): GemmTile {
@@ -159,14 +168,14 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
  * M = 512 ... 4096 (metala-380m, best of 3 each), the largest tile where
  * some split of K gives it 1024 workgroups (M >= 2048), else the next tile
  * with the most slices that still fit one round (M = 512: 4, 704-1280: 2,
- * 1536: 1) came within 1.5% of the best of 3 tiles x 3 splits for the pair
+ * 1536: 1; before 3 slices were allowed, RESIDUAL_SPLIT_COUNTS) came within 1.5% of the best of 3 tiles x 3 splits for the pair
  * at M = 512, 1024, 2048, 4096, where chooseSplits' choice was 4.5-9.5%
  * slower (down at M = 2048: 406 us unsplit, 359 in 4 slices). Elsewhere (a
  * plan without a second tile, short chunks) it falls back to chooseSplits.
  */
 export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
-  const allowed = allowedSplits(M, K, plan);
+  const allowed = allowedSplits(M, K, plan, RESIDUAL_SPLIT_COUNTS);
   const bigSplit = allowed.find((s) => workgroups(big, M, N, s) >= 1024);
   if (bigSplit) return { tile: big, splits: bigSplit };
   // the most slices whose workgroups fill the GPU and still fit one round
