@@ -232,8 +232,9 @@ export function rmsConvStep(state: usize, x: usize, weight: usize, out: usize, d
     const x = v128.load(ar + o);
     const ls = f32x4.sub(f32x4.min(x, f32x4.splat(0)), log1p4(exp4(f32x4.neg(f32x4.abs(x)))));
     const gk = f32x4.mul(ls, f32x4.splat(0.0625));
-    v128.store(ar + o, exp4(gk));
-    v128.store(kr + o, f32x4.neg(expm1Neg4(gk)));
+    const alpha = exp4(gk);
+    v128.store(ar + o, alpha);
+    v128.store(kr + o, f32x4.neg(expm1Neg4(gk, alpha)));
   }
   for (; i < i1; i++) {
     const x = <f64>f(ar, i);

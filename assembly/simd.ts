@@ -93,9 +93,13 @@
   return v128.bitselect(x, r, f32x4.eq(d, f32x4.splat(0)));
 }
 
-/** e^x - 1 on four lanes for x <= 0, to full relative precision near 0 (Taylor to x^8 above -1/2, where it is within 2e-8). */
+/**
+ * e^x - 1 on four lanes for x <= 0, to full relative precision near 0
+ * (Taylor to x^8 above -1/2, where it is within 2e-8); ex is exp4(x), which
+ * the caller has anyway (decayKey's alpha), so that it is not computed twice.
+ */
 // @ts-ignore: decorator
-@inline export function expm1Neg4(x: v128): v128 {
+@inline export function expm1Neg4(x: v128, ex: v128): v128 {
   let p = madd(x, f32x4.splat(<f32>(1.0 / 40320)), f32x4.splat(<f32>(1.0 / 5040)));
   p = madd(p, x, f32x4.splat(<f32>(1.0 / 720)));
   p = madd(p, x, f32x4.splat(<f32>(1.0 / 120)));
@@ -104,6 +108,6 @@
   p = madd(p, x, f32x4.splat(0.5));
   p = madd(p, x, f32x4.splat(1));
   const near = f32x4.mul(p, x);
-  const far = f32x4.sub(exp4(x), f32x4.splat(1));
+  const far = f32x4.sub(ex, f32x4.splat(1));
   return v128.bitselect(near, far, f32x4.gt(x, f32x4.splat(-0.5)));
 }

@@ -252,12 +252,14 @@ class WasmSession implements EngineSession {
     const out: Float32Array[] = [];
     const V = this.e.config.vocabSize;
     const { forward, acts } = this.e;
+    const all = (at: number, n: number) => {
+      for (let t = 0; t < n; t++) out.push(this.f32(at + 4 * t * V, V).slice());
+    };
     for (let from = 0; from < tokens.length; from += CHUNK) {
       const T = Math.min(CHUNK, tokens.length - from);
       const last = from + T === tokens.length;
-      const mode = want === "all" ? "all" : want === "last" && last ? "last" : "none";
+      const mode = want === "all" ? all : want === "last" && last ? "last" : "none";
       forward.chunk(tokens, from, T, mode);
-      if (mode === "all") for (let t = 0; t < T; t++) out.push(this.f32(acts.LOGITS + 4 * t * V, V).slice());
       if (mode === "last") out.push(this.f32(acts.logits, V).slice());
       this.position += T;
     }

@@ -11,6 +11,9 @@ import { inputBytes, rowBytes } from "./layout.js";
 import { MATMAT_PATHS, matMatScratchBytes, preparedBytes, PREPARED } from "./matmat-layout.js";
 import type { Arena, Matrix, NormPtrs, WeightPlan } from "./weights.js";
 
+/** Y (+)= X m^T, Y rows ldy floats apart: a mat-vec for one token, a mat-mat for a chunk. */
+type Product = (m: Matrix, x: number, y: number, ldy: number, accumulate: boolean) => void;
+
 /** glu_act names -> assembly/ops.ts activation codes. */
 const ACT: Record<string, number> = { silu: 0, swish: 0, gelu: 1, relu: 2, elu: 3, sigmoid: 4, leak: 5, "1+elu": 6, "2+elu": 7, sine: 8 };
 
@@ -25,10 +28,24 @@ const warmOf = (m: Matrix) => ({ at: m.ptr, rowBytes: rowBytes(m.dtype, m.cols) 
  * panels are packed (and its weights read from memory) half as often, and
  * a layer's jobs and flushes are per chunk. f32 prefill of 512 tokens,
  * metala-380m, two threads, the two alternating in one process: 134.5
- * against 138.5 tok/s (8 runs each). Costs 192 KB of activations per token
- * (25 MB), 32 MB of them logits that only "all" touches.
+ * against 138.5 tok/s (8 runs each). 512 rather than 256: a 512-token
+ * prompt is one chunk, each product's panels packed and its weights read
+ * once (packing, mostly waiting for the weights from memory: 2.8% of the
+ * threads' time at 512, ~5% at 256); 144.3 against 141.9 tok/s, the same
+ * comparison (10 rounds; best 152 against 146; another 10: 135.2 against
+ * 133.4). Costs 43.5 KB of activations per token (22 MB; q4's peak RSS in
+ * `metala bench` 353 against 346 MB, limit 381); the logits have a buffer
+ * of HEAD_BLOCK rows.
  */
-export const CHUNK = 256;
+export const CHUNK = 512;
+
+/**
+ * Rows of logits the head writes at a time when a chunk's every position
+ * wants them ("all"): 8 MB at vocab 32000, where a whole chunk's would be
+ * 64 MB; each block re-reads the head's weights (an f32 head of 131 MB:
+ * ~4 ms against ~40 ms of its 64 rows' arithmetic).
+ */
+const HEAD_BLOCK = 64;
 
 /** The largest of a mat-mat buffer's sizes over matMat's paths: the plan serves any dtype on either build. */
 const largest = (size: (fmt: number) => number) => Math.max(...MATMAT_PATHS.map(size));
@@ -58,7 +75,7 @@ export interface Activations {
   O: number;
   Hh: number;
   U: number;
-  LOGITS: number;
+  LOGITS: number; // HEAD_BLOCK rows of logits
   tokens: number; // matMat's prepared tokens
   scratch: number; // matMat's per-thread panels
   probe: number; // readBandwidth's per-thread output
@@ -76,11 +93,18 @@ export function planActivations(c: MetalaConfig, threads: number, arena: Arena):
   const p = 2 * c.keyDim + 2 * d;
   const f = (n: number) => arena.alloc(4 * n);
   const maxCols = Math.max(d, c.gluDim);
+  // Buffers whose lives within a layer do not overlap share memory (a
+  // chunk's jobs run in order): P (q|a|v|g product -> token mixer) with Hh
+  // (l1|l2 product -> GLU); C (conv -> q|a|v|g product), O (token mixer ->
+  // out product) and U (GLU -> l3 product). 10 MB fewer pages touched at
+  // CHUNK 512, where q4's peak RSS is within ~20 MB of its limit.
+  const PH = f(CHUNK * Math.max(p, 2 * c.gluDim));
+  const COU = f(CHUNK * maxCols);
   return {
     x: f(d), xn: f(d), c: f(d), p: f(p), k: f(c.keyDim), o: f(d), h: f(2 * c.gluDim), u: f(c.gluDim),
     xq: arena.alloc(inputBytes(maxCols)), xq2: arena.alloc(inputBytes(maxCols)), logits: f(c.vocabSize),
-    X: f(CHUNK * d), XN: f(CHUNK * d), C: f(CHUNK * d), P: f(CHUNK * p), K: f(CHUNK * c.keyDim), O: f(CHUNK * d),
-    Hh: f(CHUNK * 2 * c.gluDim), U: f(CHUNK * c.gluDim), LOGITS: f(CHUNK * c.vocabSize),
+    X: f(CHUNK * d), XN: f(CHUNK * d), C: COU, P: PH, K: f(CHUNK * c.keyDim), O: COU,
+    Hh: PH, U: COU, LOGITS: f(HEAD_BLOCK * c.vocabSize),
     tokens: arena.alloc(largest((f) => preparedBytes(f, CHUNK, maxCols))), scratch: arena.alloc(threads * largest((f) => matMatScratchBytes(f | PREPARED, CHUNK, maxCols))), probe: arena.alloc(threads * 16),
   };
 }
@@ -219,12 +243,17 @@ export class Forward {
    * The element-wise parts are split over the threads too: on two cores they
    * would otherwise be a tenth of a decode step.
    */
-  private layer(l: number, T: number, X: number, XN: number, C: number, P: number, K: number, O: number, Hh: number, U: number, product: (m: Matrix, x: number, y: number, ldy: number, accumulate: boolean) => void): void {
-    const { k, c, w, pool } = this;
+  private layer(l: number, T: number, X: number, XN: number, C: number, P: number, K: number, O: number, Hh: number, U: number, product: Product): void {
+    this.tokenMix(l, T, X, XN, C, P, K, O, product);
+    this.channelMix(l, T, X, XN, O, Hh, U, product);
+  }
+
+  /** A layer's first half: token norm, short conv, the q|a|v|g product and the token mixer (state updated, its output in O). */
+  private tokenMix(l: number, T: number, X: number, XN: number, C: number, P: number, K: number, O: number, product: Product): void {
+    const { c, w, pool } = this;
     const L = w.layers[l];
     const d = c.hiddenSize;
     const ld = 2 * c.keyDim + 2 * d;
-    const glu = c.gluDim;
     // one token's quantized products take their input quantized by the kernel before them, in tiles of whole 32-blocks
     const convQ = this.fuseQuantize(L.wx, C, T, true);
     const convState = this.s.conv + l * this.s.convBytesPerLayer;
@@ -238,6 +267,14 @@ export class Forward {
     const mixQ = this.fuseQuantize(L.wo, O, T, c.headValueDim % 32 === 0);
     const S = this.s.S + l * this.s.sBytesPerLayer;
     pool.queue("tokenMixerHeads", c.numHeads, 1, [S, P, ld, K, L.gBias, L.aug, O, c.numHeads, c.headKeyDim, c.headValueDim, T, ...mixQ], 0, { at: S, rowBytes: 4 * c.headKeyDim * c.headValueDim });
+  }
+
+  /** A layer's second half, on the token mixer's output O: out product into X, channel norm, GLU, down product into X. */
+  private channelMix(l: number, T: number, X: number, XN: number, O: number, Hh: number, U: number, product: Product): void {
+    const { c, w, pool } = this;
+    const L = w.layers[l];
+    const d = c.hiddenSize;
+    const glu = c.gluDim;
     product(L.wo, O, X, d, true);
     if (T === 1) this.normOne(L.channelNorm, X, XN, L.w12);
     else this.norm(L.channelNorm, X, XN, T);
@@ -267,32 +304,52 @@ export class Forward {
     const { k, c, w, a } = this;
     const d = c.hiddenSize;
     k.embed(w.embed.fmt, w.embed.ptr, d, token, this.embedScale, a.x);
-    const product = (m: Matrix, x: number, y: number, _ldy: number, accumulate: boolean) => this.matVec(m, x, y, accumulate);
-    for (let l = 0; l < w.layers.length; l++) this.layer(l, 1, a.x, a.xn, a.c, a.p, a.k, a.o, a.h, a.u, product);
-    if (wantLogits) {
-      this.normOne(w.finalNorm, a.x, a.xn, w.head);
-      this.matVec(w.head, a.xn, a.logits, false);
-    }
+    for (let l = 0; l < w.layers.length; l++) this.layer(l, 1, a.x, a.xn, a.c, a.p, a.k, a.o, a.h, a.u, this.vecProduct);
+    if (wantLogits) this.headOne(a.x);
     this.pool.flush();
   }
 
+  /** One token's products (mat-vec). */
+  private readonly vecProduct: Product = (m, x, y, _ldy, accumulate) => this.matVec(m, x, y, accumulate);
+
+  /** Final norm and head of the one residual row at x: its logits into activations.logits. */
+  private headOne(x: number): void {
+    this.normOne(this.w.finalNorm, x, this.a.xn, this.w.head);
+    this.matVec(this.w.head, this.a.xn, this.a.logits, false);
+  }
+
   /**
-   * Consumes T <= CHUNK tokens. With `logits` "all" their logits land in
-   * activations.LOGITS ([T, vocab]); with "last" the last token's in
-   * activations.logits.
+   * Consumes T <= CHUNK tokens. With `logits` a function, every token's
+   * logits are handed to it in order, in blocks of up to HEAD_BLOCK rows
+   * ([n, vocab] at `at`, valid until it returns); with "last" the last
+   * token's land in activations.logits.
    */
-  chunk(tokens: ArrayLike<number>, from: number, T: number, logits: "all" | "last" | "none"): void {
+  chunk(tokens: ArrayLike<number>, from: number, T: number, logits: "last" | "none" | ((at: number, n: number) => void)): void {
     const { k, c, w, a } = this;
     const d = c.hiddenSize;
     for (let t = 0; t < T; t++) k.embed(w.embed.fmt, w.embed.ptr, d, tokens[from + t], this.embedScale, a.X + 4 * t * d);
-    const product = (m: Matrix, x: number, y: number, ldy: number, accumulate: boolean) => this.matMat(m, x, y, ldy, T, accumulate);
-    for (let l = 0; l < w.layers.length; l++) this.layer(l, T, a.X, a.XN, a.C, a.P, a.K, a.O, a.Hh, a.U, product);
-    if (logits === "all") {
+    const product: Product = (m, x, y, ldy, accumulate) => this.matMat(m, x, y, ldy, T, accumulate);
+    const last = w.layers.length - 1;
+    for (let l = 0; l < last; l++) this.layer(l, T, a.X, a.XN, a.C, a.P, a.K, a.O, a.Hh, a.U, product);
+    if (typeof logits !== "function") {
+      // After the last token mixer the state is complete and no row but the last is read again: the
+      // last layer's channel mix and the head for that row alone, as in a decode step, or for none
+      // (1/24 of metala-380m's products).
+      this.tokenMix(last, T, a.X, a.XN, a.C, a.P, a.K, a.O, product);
+      if (logits === "last") {
+        const row = 4 * (T - 1) * d;
+        this.channelMix(last, 1, a.X + row, a.xn, a.O + row, a.h, a.u, this.vecProduct);
+        this.headOne(a.X + row);
+      }
+    } else {
+      this.layer(last, T, a.X, a.XN, a.C, a.P, a.K, a.O, a.Hh, a.U, product);
       this.norm(w.finalNorm, a.X, a.XN, T);
-      this.matMat(w.head, a.XN, a.LOGITS, c.vocabSize, T, false);
-    } else if (logits === "last") {
-      this.norm(w.finalNorm, a.X + 4 * (T - 1) * d, a.xn, 1);
-      this.matVec(w.head, a.xn, a.logits, false);
+      for (let t0 = 0; t0 < T; t0 += HEAD_BLOCK) {
+        const n = Math.min(HEAD_BLOCK, T - t0);
+        this.matMat(w.head, a.XN + 4 * t0 * d, a.LOGITS, c.vocabSize, n, false);
+        this.pool.flush();
+        logits(a.LOGITS, n);
+      }
     }
     this.pool.flush();
   }
