@@ -10,6 +10,18 @@ const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
 const { openDevice } = await import("../dist/gpu/device.js");
 const { GpuLostError } = await import("../dist/gpu/lost.js");
 
+/** Awaits fn, which must fail with a GpuLostError; returns it. */
+async function lostError(fn) {
+  let err;
+  try {
+    await fn();
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof GpuLostError, `expected GpuLostError, got ${err}`);
+  return err;
+}
+
 /** An engine on a device of its own (the test destroys it), a session, and the fixture's 65-token case. */
 async function ownDevice(fixture) {
   const fx = loadFixture(fixture);
@@ -28,13 +40,7 @@ test("device lost: GpuLostError (kind device) with the last read-back state and 
   await s.step(c.tokens[60]);
   await s.step(c.tokens[61]);
   ctx.device.destroy();
-  let err;
-  try {
-    await s.step(c.tokens[62]);
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof GpuLostError, `expected GpuLostError, got ${err}`);
+  const err = await lostError(() => s.step(c.tokens[62]));
   assert.is(err.kind, "device");
   assert.is(err.state.position, 60);
   assert.equal(err.replay, c.tokens.slice(60, 62));
@@ -57,14 +63,8 @@ test("device lost between the parts of a prefill: the state of the call before, 
     if (++submits === 2) ctx.device.destroy();
     else submit(buffers);
   };
-  let err;
-  try {
-    await s.prefill(c.tokens.slice(40), "last");
-  } catch (e) {
-    err = e;
-  }
+  const err = await lostError(() => s.prefill(c.tokens.slice(40), "last"));
   assert.is(submits, 3, "the prefill went in two parts, then its state read-back");
-  assert.ok(err instanceof GpuLostError, `expected GpuLostError, got ${err}`);
   assert.is(err.state.position, 40);
   assert.equal(err.replay, []);
   assert.ok(stateError(err.state, saved) === 0, "every layer's state is the one before the failed prefill");
@@ -93,13 +93,7 @@ test("device lost while a prefill's state is on its way back: the state before i
   assert.is(logits.length, 1, "the logits came back while the state was held");
   ctx.device.destroy();
   release();
-  let err;
-  try {
-    await s.step(c.tokens[60]);
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err instanceof GpuLostError, `expected GpuLostError, got ${err}`);
+  const err = await lostError(() => s.step(c.tokens[60]));
   assert.is(err.state.position, 40);
   assert.equal(err.replay, c.tokens.slice(40, 60), "the prefill whose state never landed is to replay, the failed step is not");
   assert.ok(stateError(err.state, saved) === 0, "the state is the one read back before that prefill");
