@@ -33,10 +33,24 @@
 // its whole latency (4 cycles, 2 issued per cycle): 8 accumulators leave no
 // slack, so there the float path runs 8 rows x 6 tokens (tile6).
 //
+// Fewer multiplies (F32, F16: matMatStrassen, chosen by the host's
+// src/cpu/matmat.ts strassenFits): with the tile near its peak, a large
+// product runs as one level of Strassen's algorithm in Winograd's form, 7
+// products of half the tokens, rows and columns instead of 8 (7/8 of the
+// multiply-adds, on the same tile at the same rate), for sums of X's
+// quarters (once per product, O(T x cols)), of W's (per block of panels,
+// O(rows x cols)) and of the 7 results (O(T x rows)). Each product against
+// the plain one, two threads, 512 tokens: metala-380m's [3072, 1024] and
+// [5632, 1024] 1.10-1.13 times as fast, [1024, 1024] 1.07-1.08, [1024,
+// 2816] 1.01-1.05 (its token sums cost the most); `metala bench` f32
+// prefill on the means of two sets of 5 runs alternating with the build
+// before 1.045 and 1.058 times as fast, 0.92 and 0.86 of the roofline that
+// counts classical multiply-adds against 0.87 and 0.83.
+//
 // X is [T, cols] f32; output row r of token t goes to y[t * ldy + r].
 
 import { madd } from "./simd";
-import { FMT_F32, FMT_Q4, FMT_Q8, blockScale, unpackRowI16 } from "./formats";
+import { FMT_F32, FMT_Q4, FMT_Q8, blockScale, rowBytes, unpackRowI16 } from "./formats";
 import { dequantizeRows } from "./matvec";
 
 // @ts-ignore: decorator
@@ -110,7 +124,10 @@ export function matMatScratchBytes(fmt: i32, T: i32, cols: i32): usize {
   const own: usize = fmt & PREPARED ? 0 : preparedBytes(fmt, T, cols);
   if (fmt & I8_INPUT) return own + c * 8 + c + c * 2 + c * 8;
   if (fmt & INT_INPUT) return own + c * 16 + c + c * 16;
-  return own + c * 32 * PANELS + ((fmt & 15) == FMT_F32 ? 192 : c * 32);
+  // floats: room for a Strassen product's 6 blocks of panels of half the columns (matMatStrassen), then
+  // for 8 rows a panel is made of when they are not the stored ones (F16's dequantized, a lower quarter
+  // with its missing last row), later for the tile's sums
+  return own + c * 32 * PANELS * 3 + max<usize>(192, c * 32);
 }
 
 /** The flags matMat runs a matrix stored in layout `fmt` with on this build: its fastest path. */
@@ -317,50 +334,293 @@ const PANELS: i32 = 4;
 
 // xg: the tokens as groupTokens leaves them.
 function matMatFloat(fmt: i32, w: usize, xg: usize, y: usize, cols: i32, ldy: i32, T: i32, accumulate: i32, scratch: usize, r0: i32, r1: i32): void {
-  const rb = <usize>cols << 2;
-  const pb = <usize>cols << 5; // bytes of a panel
-  const rows = scratch + <usize>PANELS * pb; // F16 rows expanded to f32
-  const acc = rows; // 192 bytes, free once the panels are built
+  const room = scratch + <usize>PANELS * (<usize>cols << 5); // see matMatScratchBytes
   for (let rb0 = r0; rb0 < r1; rb0 += 8 * PANELS) {
     const rbEnd = min(r1, rb0 + 8 * PANELS);
-    for (let r = rb0; r < rbEnd; r += 8) {
-      const nr = min(8, r1 - r);
-      const panel = panelAt(scratch, r, rb0, pb);
-      let base: usize;
-      if (fmt == FMT_F32) base = w + <usize>r * rb;
-      else {
-        dequantizeRows(fmt, w, cols, r, r + nr, rows);
-        base = rows;
-      }
-      const last = <usize>(nr - 1);
-      for (let h: usize = 0; h < 2; h++) {
-        const j = h << 2;
-        interleave4(base + min(j, last) * rb, base + min(j + 1, last) * rb, base + min(j + 2, last) * rb, base + min(j + 3, last) * rb, rb, panel + (h << 4), 32);
+    packPanels(fmt, w, 0, cols, WHOLE, rb0, rbEnd, scratch, room);
+    runPanels(scratch, xg, y, cols, ldy, T, accumulate, rb0, rbEnd, room);
+  }
+}
+
+// Weight rows [r0, r1) (at most PANELS panels) of the whole matrix w
+// [rows, ldw] or of quarter q of it (a Strassen product's: ldw / 2
+// columns) -> panels of 8 rows from `panels` on (see tile).
+function packPanels(fmt: i32, w: usize, rows: i32, ldw: i32, q: i32, r0: i32, r1: i32, panels: usize, room: usize): void {
+  const wb = <usize>ldw << 2; // bytes between two rows of weightRows' output
+  const cols = q == WHOLE ? ldw : ldw >> 1;
+  const pb = <usize>cols << 5;
+  for (let r = r0; r < r1; r += 8) {
+    const nr = min(8, r1 - r);
+    const panel = panelAt(panels, r, r0, pb);
+    const base = weightRows(fmt, w, rows, ldw, q, r, nr, room);
+    const last = <usize>(nr - 1);
+    for (let h: usize = 0; h < 2; h++) {
+      const j = h << 2;
+      interleave4(base + min(j, last) * wb, base + min(j + 1, last) * wb, base + min(j + 2, last) * wb, base + min(j + 3, last) * wb, <usize>cols << 2, panel + (h << 4), 32);
+    }
+  }
+}
+
+// Y (+)= the T tokens of xg (cols each) against the panels of weight rows
+// [r0, r1) from `panels` on; acc: 192 bytes for a tile's sums.
+function runPanels(panels: usize, xg: usize, y: usize, cols: i32, ldy: i32, T: i32, accumulate: i32, r0: i32, r1: i32, acc: usize): void {
+  const rb = <usize>cols << 2;
+  const pb = <usize>cols << 5;
+  let t = 0;
+  // relaxed build: 12 tokens (3 groups) as two 6-token tiles, tokens t..t+5 then t+8..t+11 and t+6, t+7 (a group's 4 bytes per token)
+  if (ASC_FEATURE_RELAXED_SIMD)
+    for (; t + 12 <= T; t += 12) {
+      const xa = xg + <usize>t * rb, xb = xa + (rb << 2);
+      for (let r = r0; r < r1; r += 8) {
+        const nr = min(8, r1 - r);
+        const panel = panelAt(panels, r, r0, pb);
+        tile6(panel, panel + pb, xa, xb, acc);
+        putTile(y, ldy, t, r, 4, nr, acc, accumulate);
+        putTile(y, ldy, t + 4, r, 2, nr, acc + 128, accumulate);
+        tile6(panel, panel + pb, xb + (rb << 2), xb + 8, acc);
+        putTile(y, ldy, t + 8, r, 4, nr, acc, accumulate);
+        putTile(y, ldy, t + 6, r, 2, nr, acc + 128, accumulate);
       }
     }
-    let t = 0;
-    // relaxed build: 12 tokens (3 groups) as two 6-token tiles, tokens t..t+5 then t+8..t+11 and t+6, t+7 (a group's 4 bytes per token)
-    if (ASC_FEATURE_RELAXED_SIMD)
-      for (; t + 12 <= T; t += 12) {
-        const xa = xg + <usize>t * rb, xb = xa + (rb << 2);
-        for (let r = rb0; r < rbEnd; r += 8) {
-          const nr = min(8, r1 - r);
-          const panel = panelAt(scratch, r, rb0, pb);
-          tile6(panel, panel + pb, xa, xb, acc);
-          putTile(y, ldy, t, r, 4, nr, acc, accumulate);
-          putTile(y, ldy, t + 4, r, 2, nr, acc + 128, accumulate);
-          tile6(panel, panel + pb, xb + (rb << 2), xb + 8, acc);
-          putTile(y, ldy, t + 8, r, 4, nr, acc, accumulate);
-          putTile(y, ldy, t + 6, r, 2, nr, acc + 128, accumulate);
-        }
-      }
-    for (; t < T; t += 4)
-      for (let r = rb0; r < rbEnd; r += 8) {
-        const panel = panelAt(scratch, r, rb0, pb);
-        tile<f32>(panel, panel + pb, xg + <usize>t * rb, acc, 0, 0);
-        putTile(y, ldy, t, r, min(4, T - t), min(8, r1 - r), acc, accumulate);
-      }
+  for (; t < T; t += 4)
+    for (let r = r0; r < r1; r += 8) {
+      const panel = panelAt(panels, r, r0, pb);
+      tile<f32>(panel, panel + pb, xg + <usize>t * rb, acc, 0, 0);
+      putTile(y, ldy, t, r, min(4, T - t), min(8, r1 - r), acc, accumulate);
+    }
+}
+
+// Strassen's algorithm, one level, in Winograd's form (7 products, 15
+// additions; see the header): Y = X W^T with X's tokens and columns and W's
+// rows and columns halved. Quarters are numbered 11, 12, 21, 22 (first
+// index the token or weight-row half, second the column half); an odd
+// count's upper half is the larger one, the lower half's missing token or
+// row read as zeros. In terms of Y = A B (A = X, B = W^T, so B's quarter ij
+// is W's ji), with
+//   S1 = A21 + A22, S2 = S1 - A11, S3 = A11 - A21, S4 = A12 - S2,
+//   T1 = B12 - B11, T2 = B22 - T1, T3 = B22 - B12, T4 = T2 - B21,
+//   M1 = A11 B11, M2 = A12 B21, M3 = S4 B22, M4 = A22 T4,
+//   M5 = S1 T1, M6 = S2 T2, M7 = S3 T3:
+//   C11 = M1 + M2, C12 = M1 + M6 + M5 + M3,
+//   C21 = M1 + M6 + M7 - M4, C22 = M1 + M6 + M7 + M5.
+// The token sums are formed once per product (prepareStrassenTokens), the
+// weight sums per block of panels, from the quarters' panels (matMatStrassen),
+// never stored whole.
+
+// A set of X's quarters, each added (1) or subtracted (-1), 2 bits each (11 at bit 0 ... 22 at bit 6).
+// @ts-ignore: decorator
+@inline function quarters(q11: i32, q12: i32, q21: i32, q22: i32): i32 {
+  return (q11 & 3) | ((q12 & 3) << 2) | ((q21 & 3) << 4) | ((q22 & 3) << 6);
+}
+
+// Quarter b's (0..3: 11, 12, 21, 22) sign in a set: 1, -1 or 0 (absent).
+// @ts-ignore: decorator
+@inline function sign(set: i32, b: i32): i32 {
+  const v = (set >> (b << 1)) & 3;
+  return v == 3 ? -1 : v;
+}
+
+// The token operand of M(p + 1).
+function strassenTokens(p: i32): i32 {
+  switch (p) {
+    case 0: return quarters(1, 0, 0, 0); // A11
+    case 1: return quarters(0, 1, 0, 0); // A12
+    case 2: return quarters(1, 1, -1, -1); // S4
+    case 3: return quarters(0, 0, 0, 1); // A22
+    case 4: return quarters(0, 0, 1, 1); // S1
+    case 5: return quarters(-1, 0, 1, 1); // S2
+    default: return quarters(1, 0, -1, 0); // S3
   }
+}
+
+// packPanels' q: W's quarters 11, 12, 21, 22 (0-3), or the whole matrix.
+const WHOLE: i32 = 4;
+
+// dst (n bytes) = the sum of the quarters in `set`, quarter b at
+// (b < 2 ? top : bottom) + (b & 1) * kb; a 0 for top or bottom: a row past
+// the matrix, zeros.
+function sumQuarters(set: i32, top: usize, bottom: usize, kb: usize, n: usize, dst: usize): void {
+  let first = true;
+  for (let b = 0; b < 4; b++) {
+    const s = sign(set, b);
+    const row = b < 2 ? top : bottom;
+    if (s == 0 || row == 0) continue;
+    const src = row + <usize>(b & 1) * kb;
+    const flip = i32x4.splat(s < 0 ? i32.MIN_VALUE : 0); // the sign bit: negation, exactly
+    for (let o: usize = 0; o < n; o += 16) {
+      const v = v128.xor(v128.load(src + o), flip);
+      v128.store(dst + o, first ? v : f32x4.add(v128.load(dst + o), v));
+    }
+    first = false;
+  }
+  if (first) memory.fill(dst, 0, n);
+}
+
+// Rows r..r+nr-1 of the whole matrix (q WHOLE) or of quarter q as f32,
+// ldw floats apart: the stored ones (F32), or in room: dequantized (F16,
+// the quarter's columns only), a lower quarter's missing last row as
+// zeros. Returns the first row.
+function weightRows(fmt: i32, w: usize, rows: i32, ldw: i32, q: i32, r: i32, nr: i32, room: usize): usize {
+  const rb = <usize>ldw << 2;
+  const upper = q == WHOLE || q < 2;
+  const first = upper ? r : ((rows + 1) >> 1) + r;
+  const n = upper ? nr : min(nr, rows - first); // rows there are
+  const cols = q == WHOLE ? ldw : ldw >> 1, c0 = q == WHOLE ? 0 : (q & 1) * cols; // the columns
+  let base = w + <usize>first * rb + (<usize>c0 << 2);
+  if (fmt != FMT_F32) {
+    if (q == WHOLE) dequantizeRows(fmt, w, ldw, first, first + n, room);
+    else {
+      // F16 (Strassen's only other format): each row's quarter as a row of its own
+      const sb = rowBytes(fmt, ldw), cb = rowBytes(fmt, c0);
+      for (let j = 0; j < n; j++) dequantizeRows(fmt, w + <usize>(first + j) * sb + cb, cols, 0, 1, room + <usize>j * rb);
+    }
+    base = room;
+  } else if (n < nr) for (let j = 0; j < n; j++) memory.copy(room + <usize>j * rb, base + <usize>j * rb, <usize>cols << 2);
+  if (n < nr) {
+    memory.fill(room + <usize>n * rb, 0, <usize>(nr - n) * rb);
+    base = room;
+  }
+  return base;
+}
+
+// dst = a + b, or a - b (negate), over n bytes of panels.
+function sumPanels(dst: usize, a: usize, b: usize, negate: bool, n: usize): void {
+  for (let o: usize = 0; o < n; o += 16)
+    v128.store(dst + o, negate ? f32x4.sub(v128.load(a + o), v128.load(b + o)) : f32x4.add(v128.load(a + o), v128.load(b + o)));
+}
+
+/**
+ * The 7 token operands of a Strassen product over X [T, cols] f32 (cols a
+ * multiple of 8), each [ceil(T / 2), cols / 2] in the float path's token
+ * layout, one after another (preparedBytes(FMT_F32, ceil(T / 2), cols / 2)
+ * apart): tokens [t0, t1) of the half (t0 a multiple of 4), the pool's form.
+ * `scratch`: threads x matMatScratchBytes(FMT_F32 | PREPARED, T, cols).
+ */
+export function prepareStrassenTokens(x: usize, cols: i32, T: i32, dst: usize, scratch: usize, t0: i32, t1: i32, tid: i32): void {
+  const half = (T + 1) >> 1;
+  const rb = <usize>cols << 2, kb = rb >> 1;
+  const rows = scratch + <usize>tid * matMatScratchBytes(FMT_F32 | PREPARED, T, cols); // 4 token rows of an operand
+  const size = preparedBytes(FMT_F32, half, cols >> 1);
+  // group by group, each group's rows read from memory once for all 7 (operand by operand: 3.5 times)
+  for (let t = t0; t < t1; t += 4)
+    for (let p = 0; p < 7; p++) {
+      const set = strassenTokens(p);
+      for (let i = 0; i < 4; i++) {
+        const u = t + i; // the group's last tokens past the half: zeros, their outputs never written
+        sumQuarters(set, u < half ? x + <usize>u * rb : 0, half + u < T ? x + <usize>(half + u) * rb : 0, kb, kb, rows + <usize>i * kb);
+      }
+      interleave4(rows, rows + kb, rows + 2 * kb, rows + 3 * kb, kb, dst + <usize>p * size + <usize>t * kb, 16);
+    }
+}
+
+/** Weight rows (of ceil(rows / 2)) matMatStrassen runs all 7 products for at a time: a block of PANELS panels. */
+export const STRASSEN_ROWS: i32 = 8 * PANELS;
+
+/** Bytes of one thread's temps of matMatStrassen: the 7 products for STRASSEN_ROWS rows and T tokens. */
+export function strassenTempsBytes(T: i32): usize {
+  return 7 * <usize>((T + 1) >> 1) * <usize>STRASSEN_ROWS * 4;
+}
+
+/**
+ * Y [T, rows] (+)= X W^T as a Strassen product over the product's weight
+ * rows [r0, r1) (of ceil(rows / 2); r0 a multiple of 8), w F32 or F16
+ * (cols a multiple of 16), x prepareStrassenTokens' operands. For every
+ * STRASSEN_ROWS rows: the 4
+ * quarters' panels, packed once, give M1-M3 and, summed panel by panel
+ * (T1, T3, T2 = T3 + B11, T4 = T2 - B21), M4-M7, all into this thread's
+ * temps (`temps`: threads x strassenTempsBytes); then Winograd's sums of
+ * them into Y's four quarters (combineStrassen). So the quarters' rows come
+ * from memory once, the temps stay in cache, and Y is written once.
+ * `scratch` as matMat's. Returns combineStrassen's xor (see AHEAD).
+ */
+export function matMatStrassen(fmt: i32, w: usize, rows: i32, cols: i32, x: usize, y: usize, ldy: i32, T: i32, accumulate: i32, temps: usize, scratch: usize, r0: i32, r1: i32, tid: i32): i32 {
+  const mine = scratch + <usize>tid * matMatScratchBytes(fmt | PREPARED, T, cols);
+  const m = temps + <usize>tid * strassenTempsBytes(T);
+  const half = (T + 1) >> 1, kc = cols >> 1;
+  const n2 = rows - ((rows + 1) >> 1); // rows of the lower quarters
+  const temp = <usize>half * <usize>STRASSEN_ROWS * 4;
+  const set = <usize>PANELS * (<usize>kc << 5); // bytes of a block's panels
+  const B11 = mine, B21 = B11 + set, B12 = B21 + set, B22 = B12 + set, U = B22 + set, V = U + set; // W's quarters 11, 12, 21, 22 (B's ij is W's ji)
+  const room = V + set;
+  let ahead = 0;
+  for (let c0 = r0; c0 < r1; c0 += STRASSEN_ROWS) {
+    const c1 = min(r1, c0 + STRASSEN_ROWS);
+    const n = <usize>((c1 - c0 + 7) >> 3) * (<usize>kc << 5); // bytes of this block's panels
+    // row r of M(p + 1) at m + p * temp + (r - c0) * 4 (y wraps around below m: the kernel adds r * 4 back)
+    const at = m - (<usize>c0 << 2);
+    packPanels(fmt, w, rows, cols, 0, c0, c1, B11, room);
+    packPanels(fmt, w, rows, cols, 1, c0, c1, B21, room);
+    packPanels(fmt, w, rows, cols, 2, c0, c1, B12, room);
+    packPanels(fmt, w, rows, cols, 3, c0, c1, B22, room);
+    strassenProduct(0, B11, x, at, T, kc, c0, c1, room);
+    strassenProduct(1, B21, x, at, T, kc, c0, c1, room);
+    strassenProduct(2, B22, x, at, T, kc, c0, min(c1, n2), room); // M3's rows are the lower quarter's
+    sumPanels(U, B12, B11, true, n); // T1
+    strassenProduct(4, U, x, at, T, kc, c0, c1, room);
+    sumPanels(V, B22, B12, true, n); // T3
+    strassenProduct(6, V, x, at, T, kc, c0, c1, room);
+    sumPanels(U, V, B11, false, n); // T2
+    strassenProduct(5, U, x, at, T, kc, c0, c1, room);
+    sumPanels(V, U, B21, true, n); // T4
+    strassenProduct(3, V, x, at, T, kc, c0, c1, room);
+    ahead ^= combineStrassen(m, temp, y, ldy, T, rows, accumulate, c0, c1);
+  }
+  return ahead;
+}
+
+// M(p + 1) for the weight rows [c0, c1) of a block: token operand p of x
+// (kc columns) against `panels`, into its temp (row r at at + p x a temp's
+// bytes + r * 4); M4's of the lower tokens only.
+function strassenProduct(p: i32, panels: usize, x: usize, at: usize, T: i32, kc: i32, c0: i32, c1: i32, room: usize): void {
+  const half = (T + 1) >> 1;
+  const temp = <usize>half * <usize>STRASSEN_ROWS * 4;
+  runPanels(panels, x + <usize>p * preparedBytes(FMT_F32, half, kc), at + <usize>p * temp, kc, STRASSEN_ROWS, p == 3 ? T - half : half, 0, c0, c1, room);
+}
+
+// Tokens ahead whose lines of Y combineStrassen loads before it writes
+// them: a token's 4 quarters are 4-8 lines of their own (ldy floats apart),
+// each a miss that the tiles of a plain product hide behind their
+// arithmetic but this pass, all loads and stores, would wait for one after
+// another. [3072, 1024] at 512 tokens: Strassen 1.11 times as fast as the
+// plain product with them, 1.05 without.
+const AHEAD: i32 = 4;
+
+// Y (+)= Winograd's sums of the temps M1..M7 (`temp` bytes apart, token
+// rows STRASSEN_ROWS floats apart, column 0 being Y's column c0 of each
+// quarter) into columns [c0, c1) of Y's four quarters (of the lower ones
+// those there are), for every token of the upper half and its twin of the
+// lower one (if there is one). Returns the xor of the words it loads ahead
+// (see AHEAD), so that the loads are kept.
+function combineStrassen(m: usize, temp: usize, y: usize, ldy: i32, T: i32, rows: i32, accumulate: i32, c0: i32, c1: i32): i32 {
+  const half = (T + 1) >> 1;
+  const nh = (rows + 1) >> 1, c2 = min(c1, rows - nh);
+  const q = <usize>nh << 2, line = <usize>(c1 - c0 > 16 ? 64 : 0); // a quarter's offset; a block's second line
+  let ahead = 0;
+  for (let t = 0; t < half; t++) {
+    if (t + AHEAD < half) ahead ^= touchRow(y + (<usize>(t + AHEAD) * <usize>ldy + <usize>c0) * 4, q, line);
+    if (half + t + AHEAD < T) ahead ^= touchRow(y + (<usize>(half + t + AHEAD) * <usize>ldy + <usize>c0) * 4, q, line);
+    const m1 = m + <usize>t * STRASSEN_ROWS * 4;
+    const y1 = y + <usize>t * <usize>ldy * 4, y2 = y + <usize>(half + t) * <usize>ldy * 4;
+    const lower = half + t < T;
+    for (let k = c0; k < c1; k += 4) {
+      const o = m1 + (<usize>(k - c0) << 2);
+      const M1 = v128.load(o), M2 = v128.load(o + temp), M3 = v128.load(o + 2 * temp), M4 = v128.load(o + 3 * temp);
+      const M5 = v128.load(o + 4 * temp), M6 = v128.load(o + 5 * temp), M7 = v128.load(o + 6 * temp);
+      const u2 = f32x4.add(M1, M6), u3 = f32x4.add(u2, M7);
+      putRows(y1, k, f32x4.add(M1, M2), c1 - k, accumulate);
+      putRows(y1 + <usize>nh * 4, k, f32x4.add(f32x4.add(u2, M5), M3), c2 - k, accumulate);
+      if (!lower) continue;
+      putRows(y2, k, f32x4.sub(u3, M4), c1 - k, accumulate);
+      putRows(y2 + <usize>nh * 4, k, f32x4.add(u3, M5), c2 - k, accumulate);
+    }
+  }
+  return ahead;
+}
+
+// A word of each line a token's block writes in both column quarters (p, then q bytes on).
+// @ts-ignore: decorator
+@inline function touchRow(p: usize, q: usize, line: usize): i32 {
+  return load<i32>(p) ^ load<i32>(p + line) ^ load<i32>(p + q) ^ load<i32>(p + q + line);
 }
 
 /** Added to FMT_Q8 / FMT_Q4: quantize the tokens and multiply on integers. */

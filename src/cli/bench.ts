@@ -163,6 +163,8 @@ export async function main(args: string[]): Promise<void> {
 
   const roofline = (bandwidth * 1e9) / target.weightBytesPerToken;
   const prefillRate = promptTokens / prefillSeconds;
+  // counts the classical multiply-adds: the wasm engine's large float products do 7/8 of them (Strassen,
+  // src/cpu/matmat.ts), so f32/f16 prefill may pass this limit by up to 8/7 on those
   const prefillRoofline = target.compute && (macRate * 1e9) / target.compute.macsPerPromptToken;
   const compute = target.compute && {
     mac_rate_gmac_s: round(macRate, 2),

@@ -8,7 +8,8 @@ import type { MetalaConfig } from "../model/config.js";
 import type { Kernels, ParallelKernel } from "./kernels.js";
 import type { ThreadPool } from "./pool.js";
 import { inputBytes, rowBytes } from "./layout.js";
-import { MATMAT_PATHS, matMatScratchBytes, preparedBytes, PREPARED } from "./matmat-layout.js";
+import { queueMatMat, queueStrassen, strassenFits } from "./matmat.js";
+import { MATMAT_PATHS, matMatScratchBytes, preparedBytes, PREPARED, strassenTempsBytes, strassenTokensBytes } from "./matmat-layout.js";
 import type { Arena, Matrix, NormPtrs, WeightPlan } from "./weights.js";
 
 /** Y (+)= X m^T, Y rows ldy floats apart: a mat-vec for one token, a mat-mat for a chunk. */
@@ -50,9 +51,6 @@ const HEAD_BLOCK = 64;
 /** The largest of a mat-mat buffer's sizes over matMat's paths: the plan serves any dtype on either build. */
 const largest = (size: (fmt: number) => number) => Math.max(...MATMAT_PATHS.map(size));
 
-/** Weight rows per tile of a mat-mat handed to whichever thread is free: 4 panels of 8 rows, a fraction of a millisecond each. */
-const MATMAT_TILE = 32;
-
 export interface Activations {
   // one token
   x: number;
@@ -76,8 +74,9 @@ export interface Activations {
   Hh: number;
   U: number;
   LOGITS: number; // HEAD_BLOCK rows of logits
-  tokens: number; // matMat's prepared tokens
+  tokens: number; // matMat's prepared tokens, or a Strassen product's operands
   scratch: number; // matMat's per-thread panels
+  strassen: number; // a Strassen product's per-thread temps (src/cpu/matmat.ts)
   probe: number; // readBandwidth's per-thread output
 }
 
@@ -105,7 +104,8 @@ export function planActivations(c: MetalaConfig, threads: number, arena: Arena):
     xq: arena.alloc(inputBytes(maxCols)), xq2: arena.alloc(inputBytes(maxCols)), logits: f(c.vocabSize),
     X: f(CHUNK * d), XN: f(CHUNK * d), C: COU, P: PH, K: f(CHUNK * c.keyDim), O: COU,
     Hh: PH, U: COU, LOGITS: f(HEAD_BLOCK * c.vocabSize),
-    tokens: arena.alloc(largest((f) => preparedBytes(f, CHUNK, maxCols))), scratch: arena.alloc(threads * largest((f) => matMatScratchBytes(f | PREPARED, CHUNK, maxCols))), probe: arena.alloc(threads * 16),
+    tokens: arena.alloc(Math.max(largest((f) => preparedBytes(f, CHUNK, maxCols)), strassenTokensBytes(CHUNK, maxCols))), scratch: arena.alloc(threads * largest((f) => matMatScratchBytes(f | PREPARED, CHUNK, maxCols))), probe: arena.alloc(threads * 16),
+    strassen: arena.alloc(threads * strassenTempsBytes(CHUNK)),
   };
 }
 
@@ -231,10 +231,8 @@ export class Forward {
 
   /** Y (+)= X m^T for T tokens; Y rows are ldy floats apart. */
   private matMat(m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean): void {
-    const fmt = this.k.matMatFormat(m.fmt);
-    // the tokens' tile layout, split by groups of 4 tokens: 2-3% of a quantized prefill on one thread while the others wait
-    this.pool.queue("prepareTokenGroups", T, 4, [fmt, X, m.cols, T, this.a.tokens], 0, null);
-    this.pool.queue("matMat", m.rows, 8, [fmt | PREPARED, m.ptr, this.a.tokens, Y, m.cols, ldy, T, accumulate ? 1 : 0, this.a.scratch], MATMAT_TILE, null);
+    if (strassenFits(m, T)) queueStrassen(this.pool, m, X, Y, ldy, T, accumulate, this.a);
+    else queueMatMat(this.pool, this.k, m, X, Y, ldy, T, accumulate, this.a);
   }
 
   /**

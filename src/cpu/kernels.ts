@@ -17,6 +17,9 @@ export interface Kernels {
   preparedBytes(fmt: number, T: number, cols: number): number;
   matMatFormat(fmt: number): number;
   matMatScratchBytes(fmt: number, T: number, cols: number): number;
+  prepareStrassenTokens(x: number, cols: number, T: number, dst: number, scratch: number, t0: number, t1: number, tid: number): void;
+  matMatStrassen(fmt: number, w: number, rows: number, cols: number, x: number, y: number, ldy: number, T: number, accumulate: number, temps: number, scratch: number, r0: number, r1: number, tid: number): number;
+  strassenTempsBytes(T: number): number;
   rmsNorm(x: number, y: number, n: number, T: number): void;
   rmsNormRows(x: number, y: number, n: number, qfmt: number, q: number, r0: number, r1: number, tid: number): void;
   layerNorm(x: number, y: number, weight: number, bias: number, n: number, eps: number, T: number): void;
@@ -39,7 +42,7 @@ export interface Kernels {
 }
 
 /** Kernels the thread pool splits by rows; their last three parameters are (r0, r1, tid). */
-export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "rmsConvStep", "glu", "matVecGlu", "rmsNormRows", "quantizeRows", "readBandwidth", "prepareTokenGroups", "macPeak"] as const;
+export const PARALLEL_KERNELS = ["matVecF32", "matVecF16", "matVecQ8", "matVecQ4", "matMat", "tokenMixerHeads", "shortConvStep", "rmsConvStep", "glu", "matVecGlu", "rmsNormRows", "quantizeRows", "readBandwidth", "prepareTokenGroups", "macPeak", "prepareStrassenTokens", "matMatStrassen"] as const;
 export type ParallelKernel = (typeof PARALLEL_KERNELS)[number];
 
 /** Storage layouts of assembly/formats.ts. */

@@ -28,10 +28,23 @@ export function preparedBytes(fmt: number, T: number, cols: number): number {
 /** Panels of 8 rows the float path packs before running the tokens against them (assembly/matmat.ts PANELS). */
 export const FLOAT_PANELS = 4;
 
-/** matMat's scratch per thread: the tokens' layout unless PREPARED, a panel of 8 rows (FLOAT_PANELS of them on floats), and the path's own room (unpacked rows and scales, dequantized F16 rows, or F32's sums of an 8 x 6 tile). */
+/** matMat's scratch per thread: the tokens' layout unless PREPARED, a panel of 8 rows (on floats room for 6 blocks of FLOAT_PANELS panels of half the columns, matMatStrassen's), and the path's own room (unpacked rows and scales; on floats 8 rows of weights, dequantized or a lower quarter's padded with zeros, later an 8 x 6 tile's sums). */
 export function matMatScratchBytes(fmt: number, T: number, cols: number): number {
   const own = fmt & PREPARED ? 0 : preparedBytes(fmt, T, cols);
   if (fmt & I8_INPUT) return own + cols * 8 + cols + cols * 2 + cols * 8;
   if (fmt & INT_INPUT) return own + cols * 16 + cols + cols * 16;
-  return own + cols * 32 * FLOAT_PANELS + ((fmt & 15) === FMT.f32 ? 192 : cols * 32);
+  return own + cols * 32 * FLOAT_PANELS * 3 + Math.max(192, cols * 32);
+}
+
+/** Bytes of prepareStrassenTokens' 7 operands for T tokens of `cols` (each half the tokens, rounded up, and half the columns). */
+export function strassenTokensBytes(T: number, cols: number): number {
+  return 7 * preparedBytes(FMT.f32, (T + 1) >> 1, cols / 2);
+}
+
+/** Weight rows matMatStrassen runs its 7 products for at a time (assembly/matmat.ts STRASSEN_ROWS): a block of panels. */
+export const STRASSEN_ROWS = 8 * FLOAT_PANELS;
+
+/** Bytes of one thread's Strassen temps for T tokens: the 7 products over STRASSEN_ROWS rows of half the tokens. */
+export function strassenTempsBytes(T: number): number {
+  return 7 * ((T + 1) >> 1) * STRASSEN_ROWS * 4;
 }
