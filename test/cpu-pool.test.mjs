@@ -7,24 +7,12 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { wasmFeatures } from "../dist/cpu/features.js";
-import { compileKernels, instantiateKernels } from "../dist/cpu/kernels.js";
-import { ThreadPool } from "../dist/cpu/pool.js";
 import * as ref from "../dist/reference/ops.js";
 import { seededRandom, uniform } from "./helpers/random-model.mjs";
+import { withKernelPool } from "./helpers/wasm-kernels.mjs";
 
 const features = await wasmFeatures();
-
-async function withPool(threads, fn) {
-  const { module } = await compileKernels(features, features.threads);
-  const memory = new WebAssembly.Memory({ initial: 64, maximum: 64, shared: features.threads });
-  const kernels = instantiateKernels(module, memory);
-  const pool = await ThreadPool.create(kernels, module, memory, threads);
-  try {
-    await fn(pool, memory.buffer);
-  } finally {
-    pool.dispose();
-  }
-}
+const withPool = (threads, fn) => withKernelPool(threads, 64, ({ pool, buf }) => fn(pool, buf));
 
 const rows = 333, cols = 20;
 const rand = seededRandom(7);

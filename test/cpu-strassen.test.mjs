@@ -7,8 +7,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { wasmFeatures } from "../dist/cpu/features.js";
-import { compileKernels, FMT, instantiateKernels } from "../dist/cpu/kernels.js";
-import { ThreadPool } from "../dist/cpu/pool.js";
+import { FMT } from "../dist/cpu/kernels.js";
 import { matrixBytes } from "../dist/cpu/layout.js";
 import { queueStrassen, strassenFits, STRASSEN_MIN } from "../dist/cpu/matmat.js";
 import * as mm from "../dist/cpu/matmat-layout.js";
@@ -16,22 +15,10 @@ import { createWasmEngine } from "../dist/cpu/engine.js";
 import { createReferenceEngine } from "../dist/reference/engine.js";
 import { logitsError } from "./helpers/fixtures.mjs";
 import { randomModel, seededRandom, uniform } from "./helpers/random-model.mjs";
+import { withKernelPool } from "./helpers/wasm-kernels.mjs";
 
 const features = await wasmFeatures();
-const { module } = await compileKernels(features, features.threads);
-
-async function withPool(threads, fn) {
-  const memory = new WebAssembly.Memory({ initial: 256, maximum: 256, shared: features.threads });
-  const k = instantiateKernels(module, memory);
-  const pool = await ThreadPool.create(k, module, memory, threads);
-  let top = 65536;
-  const alloc = (bytes) => ((top += Math.ceil(bytes / 64) * 64), top - Math.ceil(bytes / 64) * 64);
-  try {
-    await fn(k, pool, memory.buffer, alloc);
-  } finally {
-    pool.dispose();
-  }
-}
+const withPool = (threads, fn) => withKernelPool(threads, 256, fn);
 
 const rand = seededRandom(28);
 
@@ -47,7 +34,7 @@ async function strassenError(dtype, T, rows, cols, accumulate, threads) {
   const ldy = rows + 3;
   const Y0 = Float32Array.from(uniform(rand, (T + 1) * ldy, 4)); // a row past Y, to stay as it is
   let result;
-  await withPool(threads, async (k, pool, buf, alloc) => {
+  await withPool(threads, async ({ k, pool, buf, alloc }) => {
     // a NaN row past W and past X: the lower halves' missing row and token must be read as zeros, not from there
     const w = alloc(matrixBytes(dtype, rows + 1, cols));
     new Uint8Array(buf, w, matrixBytes(dtype, rows + 1, cols)).fill(255);
@@ -117,7 +104,7 @@ test("strassenFits: f32 and f16 from STRASSEN_MIN's tokens, rows and columns on,
 });
 
 test("the host's Strassen temps' size (src/cpu/matmat-layout.ts) = the kernels' own", async () => {
-  await withPool(1, async (k) => {
+  await withPool(1, async ({ k }) => {
     for (const T of [1, 2, 255, 256, 301, 512]) assert.is(mm.strassenTempsBytes(T), Number(k.strassenTempsBytes(T)), `T ${T}`);
   });
 });
