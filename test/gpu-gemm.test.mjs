@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { gpuOrSkip, randomArray, relError } from "./gpu-support.mjs";
 
 const { Pipelines, uploadF32, uniformU32, storageBuffer } = await import("../dist/gpu/pipelines.js");
-const { GemmOp, GEMM_TILES, GEMM_PLAN, WIDE_TILE, chooseProduct, chooseResidual, chooseSplits, chooseTile, gemvLanes, wideTileFor } = await import("../dist/gpu/gemm.js");
+const { GemmOp, GEMM_TILES, GEMM_PLAN, TALL_TILE, chooseProduct, chooseResidual, chooseSplits, chooseTile, gemvLanes, wideTileFor } = await import("../dist/gpu/gemm.js");
 const { readF32 } = await import("../dist/gpu/readback.js");
 
 // Plain float64 loops, the definition of each epilogue.
@@ -121,24 +121,47 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   const one = { tiles: { t64x64 }, minSplitK: 256 };
   assert.equal(chooseResidual(512, 1024, 1024, one), { tile: t64x64, splits: chooseSplits(512, 1024, 1024, one) });
   assert.equal(chooseProduct(512, 3072, 1024, one), { tile: t64x64, splits: chooseSplits(512, 3072, 1024, one) });
-  // with the wide tile (devices that run 352 invocations): the GLU where 128x64 fills its one or two
-  // rounds to 89% and the wide tile its rounds of 264 to 97%; elsewhere as without it
-  const wide = { ...GEMM_PLAN, wide: WIDE_TILE };
-  assert.equal(chooseProduct(512, 5632, 1024, wide), { tile: WIDE_TILE, splits: 1 });
-  assert.equal(chooseProduct(1024, 5632, 1024, wide), { tile: WIDE_TILE, splits: 1 });
+  // the wide tile: 16 x 4 a thread for float weights (176 invocations, every WebGPU device), 8 x 4
+  // for quantized ones (352: only where the device runs that many)
+  const limits = (n) => ({ maxComputeInvocationsPerWorkgroup: n, maxComputeWorkgroupSizeX: n });
+  const WIDE = wideTileFor(limits(256), "f32");
+  assert.equal(WIDE, { BM: 128, BN: 88, BK: 16, TM: 16, TN: 4 });
+  assert.equal(wideTileFor(limits(256), "f16"), WIDE);
+  assert.equal(wideTileFor(limits(256), "q8"), undefined);
+  assert.equal(wideTileFor(limits(352), "q4"), { BM: 128, BN: 88, BK: 16, TM: 8, TN: 4 });
+  // with it: the GLU where 128x64 fills its one or two rounds to 89% and the wide tile its rounds of
+  // 264 to 97%; elsewhere as without it
+  const wide = { ...GEMM_PLAN, wide: WIDE };
+  assert.equal(chooseProduct(512, 5632, 1024, wide), { tile: WIDE, splits: 1 });
+  assert.equal(chooseProduct(1024, 5632, 1024, wide), { tile: WIDE, splits: 1 });
   for (const M of [384, 640, 768, 896, 2048]) assert.equal(chooseProduct(M, 5632, 1024, wide), chooseProduct(M, 5632, 1024), `GLU M=${M}`);
   for (const M of [512, 1024, 1920]) assert.equal(chooseProduct(M, 3072, 1024, wide), chooseProduct(M, 3072, 1024), `q, k, v, g M=${M}`);
+  // with the tall tile: the residual products in the fewest slices (2, 3, 4; never unsplit) that
+  // make 256 workgroups and fill their rounds of 264 to 90% (M > 1792 at N = 1024: 8 rows of tiles);
+  // where none does, and below, as without it
+  const tall = { ...GEMM_PLAN, tall: TALL_TILE };
+  for (const [M, splits] of [[1793, 2], [2048, 2], [2560, 3], [2816, 3], [3072, 4], [3840, 2], [4096, 2]])
+    assert.equal(chooseResidual(M, 1024, 2816, tall), { tile: TALL_TILE, splits }, `M=${M}`);
+  for (const M of [512, 1024, 1536, 1792, 2304, 3584]) assert.equal(chooseResidual(M, 1024, 1024, tall), chooseResidual(M, 1024, 1024), `M=${M}`);
+  // and the GLU unsplit where a second round of 128x64 starts and three rows of tall tiles fill
+  // one round of 264 (M = 513-768); the projections, which have the 64x64 tile for that, as before
+  for (const M of [513, 576, 640, 704, 768]) assert.equal(chooseProduct(M, 5632, 1024, tall), { tile: TALL_TILE, splits: 1 }, `GLU M=${M}`);
+  for (const M of [384, 512, 769, 896, 1024, 2048]) assert.equal(chooseProduct(M, 5632, 1024, tall), chooseProduct(M, 5632, 1024), `GLU M=${M}`);
+  assert.equal(chooseProduct(512, 5632, 1024, { ...tall, wide: WIDE }), { tile: WIDE, splits: 1 });
+  for (const M of [576, 768, 2048]) assert.equal(chooseProduct(M, 3072, 1024, tall), chooseProduct(M, 3072, 1024), `q, k, v, g M=${M}`);
+  // (2 slices shorter than minSplitK: not offered)
+  assert.equal(chooseResidual(4096, 1024, 1024, { ...tall, minSplitK: 1024 }), chooseResidual(4096, 1024, 1024, { ...GEMM_PLAN, minSplitK: 1024 }));
 });
 
 test("gemm store: every tile shape, ragged M and N, K not a multiple of the K step", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  // tiles whose loads do not divide evenly over their threads, as the wide one's A tile (which
-  // needs more invocations than SwiftShader runs: tested where the device runs it): A uneven
-  // (64x88: 256 vec4s over 176 threads), A and W uneven (48x24: 192 and 96 over 72)
+  // tiles whose loads do not divide evenly over their threads, as the wide ones' A tile (the
+  // quantized weights' one needs more invocations than SwiftShader runs: tested where the device
+  // runs it): A uneven (64x88: 256 vec4s over 176 threads), A and W uneven (48x24: 192 and 96 over 72)
   const uneven = { u64x88: { BM: 64, BN: 88, BK: 16, TM: 8, TN: 4 }, u48x24: { BM: 48, BN: 24, BK: 16, TM: 4, TN: 4 } };
-  const wide = wideTileFor(ctx.device.limits);
-  for (const [name, tile] of Object.entries({ ...GEMM_TILES, ...uneven, ...(wide ? { wide } : {}) }))
+  const wide = { wide: wideTileFor(ctx.device.limits, "f32"), wideQuantized: wideTileFor(ctx.device.limits, "q8") };
+  for (const [name, tile] of Object.entries({ ...GEMM_TILES, ...uneven, tall: TALL_TILE, ...wide }).filter(([, t]) => t))
     for (const [M, N, K] of [[1, 8, 16], [37, 100, 20], [130, 72, 96]]) {
       const lda = K + 4;
       const { got, ref } = await runGemm(ctx, { M, N, K, lda, epilogue: "store", tile, aOff: 8 });
@@ -192,7 +215,7 @@ test("gemm add: accumulates into C (the residual)", async () => {
 test("gemm split over K: the slices' sums add up to the product, C is left alone", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t64x32])
+  for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t64x32, TALL_TILE])
     // K 200 in 4 slices of 64: the last slice gets 8; K 40 in 4: the last two slices are empty
     for (const [M, N, K, splits] of [[70, 48, 200, 4], [130, 72, 96, 2], [5, 16, 40, 4], [70, 48, 200, 3]]) {
       const C0 = randomArray(M * N, 41);
@@ -212,8 +235,8 @@ for (const [act, f] of [["silu", silu], ["gelu", gelu]])
   test(`gemm glu (${act}): interleaved l1/l2 columns give act(l1) * l2 at half width`, async () => {
     const ctx = await gpuOrSkip();
     if (!ctx) return;
-    // (64x88: the wide tile's column groups and uneven loads)
-    for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t32x64, { BM: 64, BN: 88, BK: 16, TM: 8, TN: 4 }]) {
+    // (64x88: the wide tiles' column groups and uneven loads, with 8 x 4 and 16 x 4 a thread)
+    for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t32x64, { BM: 64, BN: 88, BK: 16, TM: 8, TN: 4 }, { BM: 64, BN: 88, BK: 16, TM: 16, TN: 4 }]) {
       const M = 70, N = 136, K = 40;
       const { got, ref } = await runGemm(ctx, { M, N, K, lda: K, epilogue: "glu", act, tile });
       const want = new Float64Array(M * (N / 2));

@@ -122,8 +122,9 @@ export class GpuForward {
     plan: GemmPlan = GEMM_PLAN,
   ): Promise<GpuForward> {
     const tiles = plan.tiles;
-    // the products chooseProduct shapes may take the wide tile too
+    // the products chooseProduct shapes may take the wide and the tall tile too, the residual ones the tall one
     const productTiles = planTiles(plan);
+    const residualTiles = plan.tall ? { ...tiles, tall: plan.tall } : tiles;
     const device = p.device;
     const m = modelDefs(c);
     const d = c.hiddenSize, glu = c.gluDim, V = c.vocabSize;
@@ -197,7 +198,7 @@ export class GpuForward {
           convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, layerConv(l), CV], () => [1]),
           qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, productTiles, w.wtype),
           gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: layerS(l), O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }),
-          out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, tiles, w.wtype),
+          out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, residualTiles, w.wtype),
           channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
           glu: await GemmOp.create(
             p,
@@ -219,7 +220,7 @@ export class GpuForward {
                 gluActSource(c.gluAct),
               )
             : undefined,
-          down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, tiles, w.wtype),
+          down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, residualTiles, w.wtype),
         })),
       );
       const finalNorm = await norm(headDims, w.finalNorm, HN, w.layers[w.layers.length - 1].b3);

@@ -31,23 +31,55 @@ export const GEMM_TILES: Record<string, GemmTile> = {
 
 /**
  * A wide tile for products whose big-tile workgroups fill their one or two
- * rounds of the GPU badly: 352 invocations (8 x 4 outputs each), so only
- * devices that allow that many get it (not SwiftShader's 256), and only two
- * fit a multiprocessor of an H200 (ROUND.wide). Its loads do not divide
- * evenly over its threads (gemm.wgsl guards the last round). Measured on
- * the H200, metala-380m's GLU product (5632 wide): T = 512, 256 workgroups
- * instead of 352 of 128x64 on 396 places, 4.60-4.68 ms over 24 layers
- * against 4.77-4.83; T = 1024, 9.26-9.31 against 9.34-9.41; but slower
- * where the big tile runs several rounds (T = 2048 18.2 against 16.7, 4096
- * 36.0 against 32.8): fewer threads per multiprocessor.
+ * rounds of the GPU badly (metala-380m's GLU, 5632 wide, at T = 512 and
+ * 1024: 256 and 512 workgroups instead of 352 and 704 of 128x64 on 396
+ * places; its loads do not divide evenly over its threads, which gemm.wgsl
+ * guards). Float weights give each of its 176 threads 16 x 4 outputs: more
+ * multiply-adds per workgroup-memory load than 8 x 4, which pays where one
+ * round is all there is (H200, GLU alone at T = 512: 0.179-0.182 ms
+ * against 0.186-0.191 with 8 x 4 on 352 threads; whole prefills, builds
+ * alternating in one process: 512 11.94-11.96 against 12.01-12.05 ms, 1024
+ * 21.76-21.87 against 21.87-21.94, f16 512 11.84 against 11.91). Quantized
+ * weights keep 8 x 4 (q8 / q4 at 512 with 16 x 4: 12.71 / 12.67 against
+ * 12.48 / 12.47 ms), so they need a device that runs 352 invocations.
+ * Slower than 128x64 where that runs several rounds (T = 2048 GLU 18.2
+ * against 16.7 ms over 24 layers with 8 x 4), so only the rule in
+ * chooseProduct picks it.
  */
-export const WIDE_TILE: GemmTile = { BM: 128, BN: 88, BK: 16, TM: 8, TN: 4 };
+const WIDE_TILES: Record<"float" | "quantized", GemmTile> = {
+  float: { BM: 128, BN: 88, BK: 16, TM: 16, TN: 4 },
+  quantized: { BM: 128, BN: 88, BK: 16, TM: 8, TN: 4 },
+};
 
-/** WIDE_TILE if a device with these limits can run its workgroups. */
-export function wideTileFor(limits: GPUSupportedLimits): GemmTile | undefined {
-  const threads = (WIDE_TILE.BM / WIDE_TILE.TM) * (WIDE_TILE.BN / WIDE_TILE.TN);
-  return threads <= Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX) ? WIDE_TILE : undefined;
+/** Invocations of a workgroup of `tile` (one per TM x TN outputs). */
+const tileThreads = (t: GemmTile) => (t.BM / t.TM) * (t.BN / t.TN);
+
+/** The wide tile for weights of `wtype`, if a device with these limits runs its workgroups. */
+export function wideTileFor(limits: GPUSupportedLimits, wtype: WeightType): GemmTile | undefined {
+  const tile = WIDE_TILES[wtype === "q8" || wtype === "q4" ? "quantized" : "float"];
+  return tileThreads(tile) <= Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX) ? tile : undefined;
 }
+
+/**
+ * A tall tile: 256 threads of 16 x 4 outputs, two workgroups to an H200
+ * multiprocessor, with more multiply-adds per workgroup-memory load than
+ * the 8 x 4 tiles. Taken by the residual products (out and down) of long
+ * prompts, in the fewest slices of K that fill their rounds (chooseResidual;
+ * never unsplit: with the residual epilogue, C read, added and written, a
+ * 16 x 4 tile ran at 1-2 TFLOP/s), and by the GLU at 513-768 tokens, where
+ * three rows of it fill one round (chooseProduct). H200, products alone,
+ * best of 3: T = 2048 out 0.126 against 0.140 ms (128x64 in 4 slices),
+ * down 0.334 against 0.358; 4096 out 0.257-0.258 against 0.266-0.267
+ * (128x64 in 2), down 0.667-0.671 against 0.70-0.74; GLU at 768 0.253
+ * against 0.271 (128x64 in 2 slices, before their fold). Whole prefills,
+ * builds alternating in one process: 2048 40.74-41.01 against 41.66-41.98
+ * ms, 4096 78.80-78.85 against 79.74-79.83, 32768 628 against 636-644,
+ * 704 15.69 against 16.55, 768 16.90-16.95 against 17.69-17.72, 2816 55.20
+ * against 55.79; 576, 2560 and 3072 within 0.7% (f32; q8 4096 79.87
+ * against 81.95, q4 79.79 against 81.31). With 2 slices whatever the fill,
+ * T = 3072 (384 workgroups, 1.45 rounds) was 6% slower.
+ */
+export const TALL_TILE: GemmTile = { BM: 256, BN: 64, BK: 16, TM: 16, TN: 4 };
 
 /**
  * Workgroups the device should get at least, to fill a big GPU (about two
@@ -63,9 +95,13 @@ const ENOUGH_WORKGROUPS = 256;
  * GEMM sweeps at M = 512 ... 1536: a few more than a round holds cost nearly
  * a second round (64x64, 1024 x 1024 in 4 K slices: 640 workgroups 45.6 us,
  * 704 workgroups 77.9 us; the q, k, v, g projection at M = 704: 288 of
- * 128x64, a round not full, 197 us, against 528 of 64x64 in 135 us).
+ * 128x64, a round not full, 197 us, against 528 of 64x64 in 135 us);
+ * and 2 of the wide tile on 352 threads (264), the round chooseProduct
+ * reads for either form of it (where it picks the wide tile, T = 512 and
+ * 1024, the 176-thread form was measured faster too); and 2 of the tall
+ * tile (264: the GLU at M = 768, 264 workgroups, ran at 35 TFLOP/s alone).
  */
-const ROUND = { big: 396, next: 660, wide: 264 };
+const ROUND = { big: 396, next: 660, wide: 264, tall: 264 };
 
 /** Split-K counts a product whose sums a later kernel adds up (gemm.wgsl SPLIT) may use. */
 export const SPLIT_COUNTS = [1, 2, 4] as const;
@@ -88,14 +124,16 @@ export const MAX_SPLITS = RESIDUAL_SPLIT_COUNTS[RESIDUAL_SPLIT_COUNTS.length - 1
 export interface GemmPlan {
   tiles: Record<string, GemmTile>;
   minSplitK: number;
-  /** WIDE_TILE where the device runs its invocations (wideTileFor) */
+  /** the wide tile, where the device runs its invocations (wideTileFor) */
   wide?: GemmTile;
+  /** TALL_TILE, for the residual products of long prompts */
+  tall?: GemmTile;
 }
 export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
 
-/** Every tile a plan may choose: its tiles and the wide one (the pipelines to build). */
+/** Every tile a plan may choose: its tiles, the wide one and the tall one. */
 export function planTiles(plan: GemmPlan): Record<string, GemmTile> {
-  return plan.wide ? { ...plan.tiles, wide: plan.wide } : plan.tiles;
+  return { ...plan.tiles, ...(plan.wide ? { wide: plan.wide } : {}), ...(plan.tall ? { tall: plan.tall } : {}) };
 }
 
 /** How full the last of its rounds leaves the GPU, over all of them: `workgroups` of which `round` run at once. */
@@ -151,6 +189,12 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
   // (T = 512 and 1024, GLU: 352 and 704 workgroups of 128x64, 256 and 512 of the wide tile)
   if (M > 1 && plan.wide && whole <= 2 * ROUND.big && roundFill(whole, ROUND.big) <= 0.9 && roundFill(workgroups(plan.wide, M, N, 1), ROUND.wide) >= 0.95)
     return { tile: plan.wide, splits: 1 };
+  // a second round of the big tile where the tall tile fills exactly one: that, unsplit (the GLU at
+  // M = 513-768, three rows of tall tiles; no slices to fold)
+  if (M > 1 && plan.tall && whole > ROUND.big) {
+    const t = workgroups(plan.tall, M, N, 1);
+    if (t <= ROUND.tall && roundFill(t, ROUND.tall) >= 0.95) return { tile: plan.tall, splits: 1 };
+  }
   // a second round less than half full: K slices until the last round is at most a third of the
   // work (GLU at M = 576-640: 440 workgroups 264-269 us, in 4 slices 236-238; 704-768: 528, 318-321
   // us, in 2 slices 267-269; both before the fold)
@@ -164,7 +208,10 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
 /**
  * Tile and split-K count of a residual product (attention out and GLU down:
  * N = d, narrow, and down has the longest K). These run best with more,
- * shorter workgroups than chooseSplits gives them: measured on an H200 at
+ * shorter workgroups than chooseSplits gives them: where the plan has the
+ * tall tile and 2 slices of it make ENOUGH_WORKGROUPS, that tile in the
+ * fewest slices that fill its rounds to 90% (TALL_TILE); otherwise, as
+ * measured on an H200 at
  * M = 512 ... 4096 (metala-380m, best of 3 each), the largest tile where
  * some split of K gives it 1024 workgroups (M >= 2048), else the next tile
  * with the most slices that still fit one round (M = 512: 4, 704-1280: 2,
@@ -176,6 +223,12 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
 export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
   const allowed = allowedSplits(M, K, plan, RESIDUAL_SPLIT_COUNTS);
+  // the tall tile where 2 slices of it fill the GPU, in the fewest slices that fill their rounds
+  const { tall } = plan;
+  if (tall && workgroups(tall, M, N, 2) >= ENOUGH_WORKGROUPS) {
+    const s = allowed.find((n) => n > 1 && roundFill(workgroups(tall, M, N, n), ROUND.tall) >= 0.9);
+    if (s) return { tile: tall, splits: s };
+  }
   const bigSplit = allowed.find((s) => workgroups(big, M, N, s) >= 1024);
   if (bigSplit) return { tile: big, splits: bigSplit };
   // the most slices whose workgroups fill the GPU and still fit one round
