@@ -143,12 +143,16 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   for (const [M, splits] of [[1793, 2], [2048, 2], [2560, 3], [2816, 3], [3072, 4], [3840, 2], [4096, 2]])
     assert.equal(chooseResidual(M, 1024, 2816, tall), { tile: TALL_TILE, splits }, `M=${M}`);
   for (const M of [512, 1024, 1536, 1792, 2304, 3584]) assert.equal(chooseResidual(M, 1024, 1024, tall), chooseResidual(M, 1024, 1024), `M=${M}`);
-  // and the GLU unsplit where a second round of 128x64 starts and three rows of tall tiles fill
-  // one round of 264 (M = 513-768); the projections, which have the 64x64 tile for that, as before
-  for (const M of [513, 576, 640, 704, 768]) assert.equal(chooseProduct(M, 5632, 1024, tall), { tile: TALL_TILE, splits: 1 }, `GLU M=${M}`);
-  for (const M of [384, 512, 769, 896, 1024, 2048]) assert.equal(chooseProduct(M, 5632, 1024, tall), chooseProduct(M, 5632, 1024), `GLU M=${M}`);
+  // and the projections and the GLU unsplit where 128x64 runs more than a round and the tall tile
+  // fills its rounds of 264 to 95%: the GLU at 3, 6, 9, 12, 15 rows of tall tiles (88 a row), the
+  // projections at 16 (48 a row); elsewhere as before (the 64x64 tile where it fits one round)
+  const tallAt = { glu: [513, 576, 768, 1281, 1536, 2049, 2304, 2817, 3072, 3585, 3840], proj: [3841, 4096] };
+  const notAt = { glu: [384, 512, 769, 896, 1024, 1280, 2048, 4096], proj: [576, 768, 1536, 2048, 3072, 3840] };
+  for (const [name, N] of [["glu", 5632], ["proj", 3072]]) {
+    for (const M of tallAt[name]) assert.equal(chooseProduct(M, N, 1024, tall), { tile: TALL_TILE, splits: 1 }, `${name} M=${M}`);
+    for (const M of notAt[name]) assert.equal(chooseProduct(M, N, 1024, tall), chooseProduct(M, N, 1024), `${name} M=${M}`);
+  }
   assert.equal(chooseProduct(512, 5632, 1024, { ...tall, wide: WIDE }), { tile: WIDE, splits: 1 });
-  for (const M of [576, 768, 2048]) assert.equal(chooseProduct(M, 3072, 1024, tall), chooseProduct(M, 3072, 1024), `q, k, v, g M=${M}`);
   // (2 slices shorter than minSplitK: not offered)
   assert.equal(chooseResidual(4096, 1024, 1024, { ...tall, minSplitK: 1024 }), chooseResidual(4096, 1024, 1024, { ...GEMM_PLAN, minSplitK: 1024 }));
 });

@@ -66,8 +66,9 @@ export function wideTileFor(limits: GPUSupportedLimits, wtype: WeightType): Gemm
  * the 8 x 4 tiles. Taken by the residual products (out and down) of long
  * prompts, in the fewest slices of K that fill their rounds (chooseResidual;
  * never unsplit: with the residual epilogue, C read, added and written, a
- * 16 x 4 tile ran at 1-2 TFLOP/s), and by the GLU at 513-768 tokens, where
- * three rows of it fill one round (chooseProduct). H200, products alone,
+ * 16 x 4 tile ran at 1-2 TFLOP/s), and unsplit by the projections and
+ * the GLU where its workgroups fill all of their rounds and the big tile's
+ * would not fit one (chooseProduct). H200, products alone,
  * best of 3: T = 2048 out 0.126 against 0.140 ms (128x64 in 4 slices),
  * down 0.334 against 0.358; 4096 out 0.257-0.258 against 0.266-0.267
  * (128x64 in 2), down 0.667-0.671 against 0.70-0.74; GLU at 768 0.253
@@ -77,7 +78,11 @@ export function wideTileFor(limits: GPUSupportedLimits, wtype: WeightType): Gemm
  * 704 15.69 against 16.55, 768 16.90-16.95 against 17.69-17.72, 2816 55.20
  * against 55.79; 576, 2560 and 3072 within 0.7% (f32; q8 4096 79.87
  * against 81.95, q4 79.79 against 81.31). With 2 slices whatever the fill,
- * T = 3072 (384 workgroups, 1.45 rounds) was 6% slower.
+ * T = 3072 (384 workgroups, 1.45 rounds) was 6% slower. The projections
+ * at 4096 and the GLU at 1536, 2304 and 3072 unsplit on it, against the
+ * tiles before (as the residual products, on it): 78.64-78.68 against
+ * 79.20 ms, 31.64-31.69 against 32.11-32.12, 47.21-47.28 against
+ * 47.58-47.64, 59.91 against 60.24; 3840 within 0.2%.
  */
 export const TALL_TILE: GemmTile = { BM: 256, BN: 64, BK: 16, TM: 16, TN: 4 };
 
@@ -174,9 +179,11 @@ function splitThenTile(M: number, N: number, K: number, plan: GemmPlan): { tile:
  * product: where the big tile leaves a round of the GPU unfilled and the
  * next tile fits one round unsplit, the next tile unsplit (the same time or
  * less, and no partial sums for the next kernel to fold: T = 512, q, k, v,
- * g: 107 us either way; 704: 197 -> 135 us); where the big tile leaves a
- * second round less than half full, the big tile in K slices; else
- * chooseSplits' slices and chooseTile's tile.
+ * g: 107 us either way; 704: 197 -> 135 us); the wide tile where it fills
+ * its rounds much better than the big one; where the big tile runs more
+ * than a round and the tall tile fills all of its rounds, the tall tile
+ * unsplit; where the big tile leaves a second round less than half full,
+ * the big tile in K slices; else chooseSplits' slices and chooseTile's tile.
  */
 export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
@@ -189,12 +196,10 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
   // (T = 512 and 1024, GLU: 352 and 704 workgroups of 128x64, 256 and 512 of the wide tile)
   if (M > 1 && plan.wide && whole <= 2 * ROUND.big && roundFill(whole, ROUND.big) <= 0.9 && roundFill(workgroups(plan.wide, M, N, 1), ROUND.wide) >= 0.95)
     return { tile: plan.wide, splits: 1 };
-  // a second round of the big tile where the tall tile fills exactly one: that, unsplit (the GLU at
-  // M = 513-768, three rows of tall tiles; no slices to fold)
-  if (M > 1 && plan.tall && whole > ROUND.big) {
-    const t = workgroups(plan.tall, M, N, 1);
-    if (t <= ROUND.tall && roundFill(t, ROUND.tall) >= 0.95) return { tile: plan.tall, splits: 1 };
-  }
+  // more than a round of the big tile, where the tall tile fills all of its rounds: that, unsplit
+  // (the GLU at M = 513-768, 1281-1536, 2049-2304, ...: 3, 6, 9 rows of tall tiles; the
+  // projections at 3841-4096: 16 rows; no slices to fold)
+  if (M > 1 && plan.tall && whole > ROUND.big && roundFill(workgroups(plan.tall, M, N, 1), ROUND.tall) >= 0.95) return { tile: plan.tall, splits: 1 };
   // a second round less than half full: K slices until the last round is at most a third of the
   // work (GLU at M = 576-640: 440 workgroups 264-269 us, in 4 slices 236-238; 704-768: 528, 318-321
   // us, in 2 slices 267-269; both before the fold)
