@@ -8,7 +8,7 @@ import type { MetalaConfig } from "../model/config.js";
 import type { Kernels, ParallelKernel } from "./kernels.js";
 import type { ThreadPool } from "./pool.js";
 import { inputBytes, rowBytes } from "./layout.js";
-import { queueMatMat, queueStrassen, strassenFits } from "./matmat.js";
+import { queueProduct } from "./matmat.js";
 import { MATMAT_PATHS, matMatScratchBytes, preparedBytes, PREPARED, strassenTempsBytes, strassenTokensBytes } from "./matmat-layout.js";
 import type { Arena, Matrix, NormPtrs, WeightPlan } from "./weights.js";
 
@@ -231,8 +231,7 @@ export class Forward {
 
   /** Y (+)= X m^T for T tokens; Y rows are ldy floats apart. */
   private matMat(m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean): void {
-    if (strassenFits(m, T)) queueStrassen(this.pool, m, X, Y, ldy, T, accumulate, this.a);
-    else queueMatMat(this.pool, this.k, m, X, Y, ldy, T, accumulate, this.a);
+    queueProduct(this.pool, this.k, m, X, Y, ldy, T, accumulate, this.a);
   }
 
   /**

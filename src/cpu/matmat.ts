@@ -37,8 +37,14 @@ export function strassenFits(m: Matrix, T: number): boolean {
   return (m.dtype === "f32" || m.dtype === "f16") && T >= STRASSEN_MIN.tokens && m.rows >= STRASSEN_MIN.rows && m.cols >= STRASSEN_MIN.cols && m.cols % 16 === 0;
 }
 
-/** Y (+)= X m^T for T tokens, Y rows ldy floats apart: the plain product. */
-export function queueMatMat(pool: ThreadPool, k: Kernels, m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean, b: MatMatBuffers): void {
+/** Y (+)= X m^T for T tokens, Y rows ldy floats apart: as a Strassen product where strassenFits, else the plain one. */
+export function queueProduct(pool: ThreadPool, k: Kernels, m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean, b: MatMatBuffers): void {
+  if (strassenFits(m, T)) queueStrassen(pool, m, X, Y, ldy, T, accumulate, b);
+  else queueMatMat(pool, k, m, X, Y, ldy, T, accumulate, b);
+}
+
+/** The plain product. */
+function queueMatMat(pool: ThreadPool, k: Kernels, m: Matrix, X: number, Y: number, ldy: number, T: number, accumulate: boolean, b: MatMatBuffers): void {
   const fmt = k.matMatFormat(m.fmt);
   // the tokens' tile layout, split by groups of 4 tokens: 2-3% of a quantized prefill on one thread while the others wait
   pool.queue("prepareTokenGroups", T, 4, [fmt, X, m.cols, T, b.tokens], 0, null);

@@ -1,6 +1,6 @@
 import type { MetalaConfig } from "../model/config.js";
 import { cdiv, GLA_CHUNK, makeDispatch, modelDefs, type Dispatch } from "./dispatch.js";
-import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, planTiles, type GemmPlan, type GemmTile } from "./gemm.js";
+import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, planTiles, residualTiles, type GemmPlan, type GemmTile } from "./gemm.js";
 import { GlaOp } from "./gla.js";
 import { gluActSource, storageBuffer, uniformU32, type BufferPart, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
@@ -122,9 +122,8 @@ export class GpuForward {
     plan: GemmPlan = GEMM_PLAN,
   ): Promise<GpuForward> {
     const tiles = plan.tiles;
-    // the products chooseProduct shapes may take the wide and the tall tile too, the residual ones the tall one
     const productTiles = planTiles(plan);
-    const residualTiles = plan.tall ? { ...tiles, tall: plan.tall } : tiles;
+    const residualOpTiles = residualTiles(plan);
     const device = p.device;
     const m = modelDefs(c);
     const d = c.hiddenSize, glu = c.gluDim, V = c.vocabSize;
@@ -198,7 +197,7 @@ export class GpuForward {
           convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, layerConv(l), CV], () => [1]),
           qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, productTiles, w.wtype),
           gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: layerS(l), O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }),
-          out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, residualTiles, w.wtype),
+          out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, residualOpTiles, w.wtype),
           channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
           glu: await GemmOp.create(
             p,
@@ -220,7 +219,7 @@ export class GpuForward {
                 gluActSource(c.gluAct),
               )
             : undefined,
-          down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, residualTiles, w.wtype),
+          down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, residualOpTiles, w.wtype),
         })),
       );
       const finalNorm = await norm(headDims, w.finalNorm, HN, w.layers[w.layers.length - 1].b3);

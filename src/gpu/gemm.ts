@@ -136,9 +136,14 @@ export interface GemmPlan {
 }
 export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
 
-/** Every tile a plan may choose: its tiles, the wide one and the tall one. */
+/** Every tile chooseProduct may pick from a plan: its tiles, the wide one and the tall one (the pipelines to build). */
 export function planTiles(plan: GemmPlan): Record<string, GemmTile> {
-  return { ...plan.tiles, ...(plan.wide ? { wide: plan.wide } : {}), ...(plan.tall ? { tall: plan.tall } : {}) };
+  return { ...residualTiles(plan), ...(plan.wide ? { wide: plan.wide } : {}) };
+}
+
+/** Every tile chooseResidual may pick from a plan: its tiles and the tall one. */
+export function residualTiles(plan: GemmPlan): Record<string, GemmTile> {
+  return plan.tall ? { ...plan.tiles, tall: plan.tall } : plan.tiles;
 }
 
 /** How full the last of its rounds leaves the GPU, over all of them: `workgroups` of which `round` run at once. */
