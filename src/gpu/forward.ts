@@ -39,6 +39,12 @@ export function splitsOf(T: number, c: MetalaConfig, plan: GemmPlan) {
  */
 const lastRowOnly = (T: number, headRows: number) => T > 1 && headRows <= 1;
 
+/**
+ * A layer's two recording stages (encodeStages): its token mixer's input
+ * (token norm, conv, q/k/v/g product), then the rest of the layer.
+ */
+export const STAGES_PER_LAYER = 2;
+
 /** Tokens per thread of shaders/short-conv.wgsl (at least 3: the first block alone reads the old conv state). */
 const CONV_ROWS = 4;
 
@@ -257,30 +263,33 @@ export class GpuForward {
    * ops (for timing each family alone; the results are then meaningless).
    */
   encode(pass: GPUComputePassEncoder, T: number, headRows: number, only?: ReadonlySet<OpFamily>): void {
-    this.encodeLayers(pass, T, headRows, 0, this.layers.length, only);
+    this.encodeStages(pass, T, headRows, 0, this.stages, only);
   }
 
   /**
-   * Records layers [from, to) of the forward pass: with the embedding when
-   * from is 0, and the head when `to` is the last layer (so that a long
-   * recording can go to the GPU in parts, the first parts running while the
-   * rest is recorded).
+   * Records stages [from, to) of the forward pass, two a layer (STAGES_PER_LAYER):
+   * its token norm, conv and q/k/v/g product, then the rest; with the
+   * embedding when from is 0, and the head when `to` ends the last layer (so
+   * that a long recording can go to the GPU in parts, the first parts
+   * running while the rest is recorded).
    */
-  encodeLayers(pass: GPUComputePassEncoder, T: number, headRows: number, from: number, to: number, only?: ReadonlySet<OpFamily>): void {
+  encodeStages(pass: GPUComputePassEncoder, T: number, headRows: number, from: number, to: number, only?: ReadonlySet<OpFamily>): void {
     const nC = cdiv(T, GLA_CHUNK);
     const splits = splitsOf(T, this.config, this.plan);
     const on = (f: OpFamily) => !only || only.has(f);
     if (from === 0 && on("embed")) for (const e of this.embedOps) e.encode(pass, T, nC);
-    for (let i = from; i < to; i++) {
+    for (let i = Math.floor(from / STAGES_PER_LAYER); i * STAGES_PER_LAYER < to; i++) {
       const l = this.layers[i];
-      if (on("norm+conv")) {
+      const mixIn = i * STAGES_PER_LAYER >= from;
+      if (mixIn && on("norm+conv")) {
         if (T === 1) l.convStep.encode(pass, T, nC);
         else {
           l.tokenNorm.encode(pass, T, nC);
           l.conv.encode(pass, T, nC);
         }
       }
-      if (on("qkvg")) l.qkvg.encode(pass, T, splits.projTile, splits.proj);
+      if (mixIn && on("qkvg")) l.qkvg.encode(pass, T, splits.projTile, splits.proj);
+      if ((i + 1) * STAGES_PER_LAYER > to) break;
       if (on("gla")) l.gla.encode(pass, T, nC);
       if (i === this.layers.length - 1 && lastRowOnly(T, headRows)) {
         // the state is complete: the channel mix only for the row whose logits are wanted, if any
@@ -300,10 +309,15 @@ export class GpuForward {
       }
       if (on("down")) l.down.encode(pass, T, splits.residualTile, splits.residual);
     }
-    if (to === this.layers.length && on("head") && headRows > 0) {
+    if (to === this.stages && on("head") && headRows > 0) {
       this.finalNorm.encode(pass, headRows, 0);
       for (const h of this.headOps) h.encode(pass, headRows);
     }
+  }
+
+  /** Stages of a whole forward pass (encodeStages). */
+  get stages(): number {
+    return this.layers.length * STAGES_PER_LAYER;
   }
 
   /** Bytes of the activation and state buffers: fixed by maxTokens, whatever the prompt length. */
