@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { gpuOrSkip, randomArray, relError } from "./gpu-support.mjs";
 
 const { Pipelines, uploadF32, uniformU32, storageBuffer } = await import("../dist/gpu/pipelines.js");
-const { GemmOp, GEMM_TILES, GEMM_PLAN, TALL_TILE, chooseProduct, chooseResidual, chooseSplits, chooseTile, gemvLanes, wideTileFor } = await import("../dist/gpu/gemm.js");
+const { GemmOp, GEMM_TILES, GEMM_PLAN, SQUARE_TILE, chooseProduct, chooseResidual, chooseSplits, chooseTile, gemvLanes, wideTileFor } = await import("../dist/gpu/gemm.js");
 const { readF32 } = await import("../dist/gpu/readback.js");
 
 // Plain float64 loops, the definition of each epilogue.
@@ -136,25 +136,27 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   assert.equal(chooseProduct(1024, 5632, 1024, wide), { tile: WIDE, splits: 1 });
   for (const M of [384, 640, 768, 896, 2048]) assert.equal(chooseProduct(M, 5632, 1024, wide), chooseProduct(M, 5632, 1024), `GLU M=${M}`);
   for (const M of [512, 1024, 1920]) assert.equal(chooseProduct(M, 3072, 1024, wide), chooseProduct(M, 3072, 1024), `q, k, v, g M=${M}`);
-  // with the tall tile: the residual products in the fewest slices (2, 3, 4; never unsplit) that
-  // make 256 workgroups and fill their rounds of 264 to 90% (M > 1792 at N = 1024: 8 rows of tiles);
-  // where none does, and below, as without it
-  const tall = { ...GEMM_PLAN, tall: TALL_TILE };
-  for (const [M, splits] of [[1793, 2], [2048, 2], [2560, 3], [2816, 3], [3072, 4], [3840, 2], [4096, 2]])
-    assert.equal(chooseResidual(M, 1024, 2816, tall), { tile: TALL_TILE, splits }, `M=${M}`);
-  for (const M of [512, 1024, 1536, 1792, 2304, 3584]) assert.equal(chooseResidual(M, 1024, 1024, tall), chooseResidual(M, 1024, 1024), `M=${M}`);
-  // and the projections and the GLU unsplit where 128x64 runs more than a round and the tall tile
-  // fills its rounds of 264 to 95%: the GLU at 3, 6, 9, 12, 15 rows of tall tiles (88 a row), the
-  // projections at 16 (48 a row); elsewhere as before (the 64x64 tile where it fits one round)
-  const tallAt = { glu: [513, 576, 768, 1281, 1536, 2049, 2304, 2817, 3072, 3585, 3840], proj: [3841, 4096] };
-  const notAt = { glu: [384, 512, 769, 896, 1024, 1280, 2048, 4096], proj: [576, 768, 1536, 2048, 3072, 3840] };
+  // with the square tile (128x128): the residual products in the fewest slices (2, 3, 4; never
+  // unsplit) that make 256 workgroups and fill their rounds of 264 to 90% (M > 1920 at N = 1024:
+  // 16 rows of 8 tiles; 2560: 20 rows, 3 slices 480 of 528; 3072: 24 rows, 4 slices 768 of 792);
+  // where none does (2304: 288, 432, 576 of 528, 528, 792; 3584: 85% each), and below, as without it
+  const square = { ...GEMM_PLAN, square: SQUARE_TILE };
+  for (const [M, splits] of [[1921, 2], [2048, 2], [2560, 3], [2816, 3], [3072, 4], [3840, 2], [4096, 2]])
+    assert.equal(chooseResidual(M, 1024, 2816, square), { tile: SQUARE_TILE, splits }, `M=${M}`);
+  for (const M of [512, 1024, 1536, 1920, 2304, 3584]) assert.equal(chooseResidual(M, 1024, 1024, square), chooseResidual(M, 1024, 1024), `M=${M}`);
+  // and the projections and the GLU unsplit where 128x64 runs more than a round and the square tile
+  // fills its rounds of 264 to 80%: r rows of 44 GLU tiles (5, 6, 10-12, 15-18, 32 rows: 83-100%;
+  // not 7-9, 13-14: 58-79%), of 24 projection tiles (9-11, 18-22, 27-32 rows, beyond 8 where
+  // 128x64 fits a round); elsewhere as before (the 64x64 tile where it fits one round)
+  const squareAt = { glu: [513, 640, 768, 1153, 1536, 1793, 2304, 4096], proj: [1025, 1408, 2177, 2816, 3329, 4096] };
+  const notAt = { glu: [384, 512, 769, 1152, 1537, 1792], proj: [576, 768, 1024, 1409, 2176, 2817, 3328] };
   for (const [name, N] of [["glu", 5632], ["proj", 3072]]) {
-    for (const M of tallAt[name]) assert.equal(chooseProduct(M, N, 1024, tall), { tile: TALL_TILE, splits: 1 }, `${name} M=${M}`);
-    for (const M of notAt[name]) assert.equal(chooseProduct(M, N, 1024, tall), chooseProduct(M, N, 1024), `${name} M=${M}`);
+    for (const M of squareAt[name]) assert.equal(chooseProduct(M, N, 1024, square), { tile: SQUARE_TILE, splits: 1 }, `${name} M=${M}`);
+    for (const M of notAt[name]) assert.equal(chooseProduct(M, N, 1024, square), chooseProduct(M, N, 1024), `${name} M=${M}`);
   }
-  assert.equal(chooseProduct(512, 5632, 1024, { ...tall, wide: WIDE }), { tile: WIDE, splits: 1 });
+  assert.equal(chooseProduct(512, 5632, 1024, { ...square, wide: WIDE }), { tile: WIDE, splits: 1 });
   // (2 slices shorter than minSplitK: not offered)
-  assert.equal(chooseResidual(4096, 1024, 1024, { ...tall, minSplitK: 1024 }), chooseResidual(4096, 1024, 1024, { ...GEMM_PLAN, minSplitK: 1024 }));
+  assert.equal(chooseResidual(4096, 1024, 1024, { ...square, minSplitK: 1024 }), chooseResidual(4096, 1024, 1024, { ...GEMM_PLAN, minSplitK: 1024 }));
 });
 
 test("gemm store: every tile shape, ragged M and N, K not a multiple of the K step", async () => {
@@ -165,7 +167,7 @@ test("gemm store: every tile shape, ragged M and N, K not a multiple of the K st
   // runs it): A uneven (64x88: 256 vec4s over 176 threads), A and W uneven (48x24: 192 and 96 over 72)
   const uneven = { u64x88: { BM: 64, BN: 88, BK: 16, TM: 8, TN: 4 }, u48x24: { BM: 48, BN: 24, BK: 16, TM: 4, TN: 4 } };
   const wide = { wide: wideTileFor(ctx.device.limits, "f32"), wideQuantized: wideTileFor(ctx.device.limits, "q8") };
-  for (const [name, tile] of Object.entries({ ...GEMM_TILES, ...uneven, tall: TALL_TILE, ...wide }).filter(([, t]) => t))
+  for (const [name, tile] of Object.entries({ ...GEMM_TILES, ...uneven, square: SQUARE_TILE, ...wide }).filter(([, t]) => t))
     for (const [M, N, K] of [[1, 8, 16], [37, 100, 20], [130, 72, 96]]) {
       const lda = K + 4;
       const { got, ref } = await runGemm(ctx, { M, N, K, lda, epilogue: "store", tile, aOff: 8 });
@@ -219,7 +221,7 @@ test("gemm add: accumulates into C (the residual)", async () => {
 test("gemm split over K: the slices' sums add up to the product, C is left alone", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t64x32, TALL_TILE])
+  for (const tile of [GEMM_TILES.t128x64, GEMM_TILES.t64x32, SQUARE_TILE])
     // K 200 in 4 slices of 64: the last slice gets 8; K 40 in 4: the last two slices are empty
     for (const [M, N, K, splits] of [[70, 48, 200, 4], [130, 72, 96, 2], [5, 16, 40, 4], [70, 48, 200, 3]]) {
       const C0 = randomArray(M * N, 41);

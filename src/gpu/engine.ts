@@ -4,7 +4,7 @@ import type { MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { STAGES_PER_LAYER, GpuForward, type StateLayout } from "./forward.js";
-import { GEMM_PLAN, GEMM_TILES, TALL_TILE, wideTileFor } from "./gemm.js";
+import { GEMM_PLAN, GEMM_TILES, SQUARE_TILE, wideTileFor } from "./gemm.js";
 import { GpuLostError } from "./lost.js";
 import { pipelinesFor, type Pipelines } from "./pipelines.js";
 import { uploadWeights, type GpuWeights } from "./weights.js";
@@ -131,7 +131,7 @@ class GpuEngine implements WebGpuEngine {
       const software = this.ctx.info.isFallbackAdapter;
       const tiles = software ? { t64x64: GEMM_TILES.t64x64 } : GEMM_TILES;
       const wide = software ? undefined : wideTileFor(this.ctx.device.limits, this.weights.wtype);
-      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), { tiles, minSplitK: this.minSplitK, wide, tall: software ? undefined : TALL_TILE });
+      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), { tiles, minSplitK: this.minSplitK, wide, square: software ? undefined : SQUARE_TILE });
     }
     return this.forwardPromise;
   }

@@ -61,30 +61,28 @@ export function wideTileFor(limits: GPUSupportedLimits, wtype: WeightType): Gemm
 }
 
 /**
- * A tall tile: 256 threads of 16 x 4 outputs, two workgroups to an H200
- * multiprocessor, with more multiply-adds per workgroup-memory load than
- * the 8 x 4 tiles. Taken by the residual products (out and down) of long
- * prompts, in the fewest slices of K that fill their rounds (chooseResidual;
- * never unsplit: with the residual epilogue, C read, added and written, a
- * 16 x 4 tile ran at 1-2 TFLOP/s), and unsplit by the projections and
- * the GLU where its workgroups fill all of their rounds and the big tile's
- * would not fit one (chooseProduct). H200, products alone,
- * best of 3: T = 2048 out 0.126 against 0.140 ms (128x64 in 4 slices),
- * down 0.334 against 0.358; 4096 out 0.257-0.258 against 0.266-0.267
- * (128x64 in 2), down 0.667-0.671 against 0.70-0.74; GLU at 768 0.253
- * against 0.271 (128x64 in 2 slices, before their fold). Whole prefills,
- * builds alternating in one process: 2048 40.74-41.01 against 41.66-41.98
- * ms, 4096 78.80-78.85 against 79.74-79.83, 32768 628 against 636-644,
- * 704 15.69 against 16.55, 768 16.90-16.95 against 17.69-17.72, 2816 55.20
- * against 55.79; 576, 2560 and 3072 within 0.7% (f32; q8 4096 79.87
- * against 81.95, q4 79.79 against 81.31). With 2 slices whatever the fill,
- * T = 3072 (384 workgroups, 1.45 rounds) was 6% slower. The projections
- * at 4096 and the GLU at 1536, 2304 and 3072 unsplit on it, against the
- * tiles before (as the residual products, on it): 78.64-78.68 against
- * 79.20 ms, 31.64-31.69 against 32.11-32.12, 47.21-47.28 against
- * 47.58-47.64, 59.91 against 60.24; 3840 within 0.2%.
+ * A square tile: 128 x 128 outputs on 256 threads of 16 x 4, two workgroups
+ * to an H200 multiprocessor, with more multiply-adds per workgroup-memory
+ * load than the 8 x 4 tiles. Taken by the residual products (out and down)
+ * of long prompts, in the fewest slices of K that fill their rounds
+ * (chooseResidual; never unsplit: with the residual epilogue, C read, added
+ * and written, 16 x 4 tiles ran at 1-2 TFLOP/s), and unsplit by the
+ * projections and the GLU where the big tile runs more than a round and its
+ * workgroups fill their rounds to 80% (chooseProduct).
+ * It replaced a 256 x 64 tile of the same threads (16 x 4 each), which it
+ * beat on every product it took (H200, products alone, best of 2-3, ms):
+ * 4096 q/k/v/g 0.710 against 0.742, out (2 slices) 0.244 against 0.255,
+ * down (2 slices) 0.637 against 0.665, GLU 1.350 against 1.380 (128x64);
+ * 2048 out 0.117 against 0.127, down 0.319 against 0.335, GLU 0.670
+ * against 0.701 (128x64); the GLU at 576 0.222 against 0.244, 640 0.220
+ * against 0.244, 768 0.227 against 0.245, 1344 0.448 against 0.486, 1536
+ * 0.453 against 0.490, 2112 0.671 against 0.730, 2304 0.676 against 0.732,
+ * 2816 0.891 against 0.943 (128x64), 3072 0.899 against 0.971, 3840 1.120
+ * against 1.213. Where it fills its rounds to less than 80% the other
+ * tiles or K slices win (GLU at 832 0.31 with 64x64, 1152 0.36 with it in
+ * 2 slices).
  */
-export const TALL_TILE: GemmTile = { BM: 256, BN: 64, BK: 16, TM: 16, TN: 4 };
+export const SQUARE_TILE: GemmTile = { BM: 128, BN: 128, BK: 16, TM: 16, TN: 4 };
 
 /**
  * Workgroups the device should get at least, to fill a big GPU (about two
@@ -103,10 +101,10 @@ const ENOUGH_WORKGROUPS = 256;
  * 128x64, a round not full, 197 us, against 528 of 64x64 in 135 us);
  * and 2 of the wide tile on 352 threads (264), the round chooseProduct
  * reads for either form of it (where it picks the wide tile, T = 512 and
- * 1024, the 176-thread form was measured faster too); and 2 of the tall
- * tile (264: the GLU at M = 768, 264 workgroups, ran at 35 TFLOP/s alone).
+ * 1024, the 176-thread form was measured faster too); and 2 of the square
+ * tile (264: the GLU at M = 768, 264 workgroups, ran at 38 TFLOP/s alone).
  */
-const ROUND = { big: 396, next: 660, wide: 264, tall: 264 };
+const ROUND = { big: 396, next: 660, wide: 264, square: 264 };
 
 /** Split-K counts a product whose sums a later kernel adds up (gemm.wgsl SPLIT) may use. */
 export const SPLIT_COUNTS = [1, 2, 4] as const;
@@ -131,19 +129,19 @@ export interface GemmPlan {
   minSplitK: number;
   /** the wide tile, where the device runs its invocations (wideTileFor) */
   wide?: GemmTile;
-  /** TALL_TILE, for the residual products of long prompts */
-  tall?: GemmTile;
+  /** SQUARE_TILE, for the residual products of long prompts and the longer products */
+  square?: GemmTile;
 }
 export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
 
-/** Every tile chooseProduct may pick from a plan: its tiles, the wide one and the tall one (the pipelines to build). */
+/** Every tile chooseProduct may pick from a plan: its tiles, the wide one and the square one (the pipelines to build). */
 export function planTiles(plan: GemmPlan): Record<string, GemmTile> {
   return { ...residualTiles(plan), ...(plan.wide ? { wide: plan.wide } : {}) };
 }
 
-/** Every tile chooseResidual may pick from a plan: its tiles and the tall one. */
+/** Every tile chooseResidual may pick from a plan: its tiles and the square one. */
 export function residualTiles(plan: GemmPlan): Record<string, GemmTile> {
-  return plan.tall ? { ...plan.tiles, tall: plan.tall } : plan.tiles;
+  return plan.square ? { ...plan.tiles, square: plan.square } : plan.tiles;
 }
 
 /** How full the last of its rounds leaves the GPU, over all of them: `workgroups` of which `round` run at once. */
@@ -186,7 +184,7 @@ function splitThenTile(M: number, N: number, K: number, plan: GemmPlan): { tile:
  * less, and no partial sums for the next kernel to fold: T = 512, q, k, v,
  * g: 107 us either way; 704: 197 -> 135 us); the wide tile where it fills
  * its rounds much better than the big one; where the big tile runs more
- * than a round and the tall tile fills all of its rounds, the tall tile
+ * than a round and the square tile fills its rounds to 80%, the square tile
  * unsplit; where the big tile leaves a second round less than half full,
  * the big tile in K slices; else chooseSplits' slices and chooseTile's tile.
  */
@@ -201,10 +199,10 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
   // (T = 512 and 1024, GLU: 352 and 704 workgroups of 128x64, 256 and 512 of the wide tile)
   if (M > 1 && plan.wide && whole <= 2 * ROUND.big && roundFill(whole, ROUND.big) <= 0.9 && roundFill(workgroups(plan.wide, M, N, 1), ROUND.wide) >= 0.95)
     return { tile: plan.wide, splits: 1 };
-  // more than a round of the big tile, where the tall tile fills all of its rounds: that, unsplit
-  // (the GLU at M = 513-768, 1281-1536, 2049-2304, ...: 3, 6, 9 rows of tall tiles; the
-  // projections at 3841-4096: 16 rows; no slices to fold)
-  if (M > 1 && plan.tall && whole > ROUND.big && roundFill(workgroups(plan.tall, M, N, 1), ROUND.tall) >= 0.95) return { tile: plan.tall, splits: 1 };
+  // more than a round of the big tile, where the square tile fills its rounds to 80%: that, unsplit
+  // (metala-380m: the GLU at M = 513-768, 1153-1536, 1793-2304, ...: 5-6, 10-12, 15-18 rows of
+  // 44 square tiles; the projections at 1025-1408, 2177-2816, 3329-4096; no slices to fold)
+  if (M > 1 && plan.square && whole > ROUND.big && roundFill(workgroups(plan.square, M, N, 1), ROUND.square) >= 0.8) return { tile: plan.square, splits: 1 };
   // a second round less than half full: K slices until the last round is at most a third of the
   // work (GLU at M = 576-640: 440 workgroups 264-269 us, in 4 slices 236-238; 704-768: 528, 318-321
   // us, in 2 slices 267-269; both before the fold)
@@ -219,8 +217,8 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
  * Tile and split-K count of a residual product (attention out and GLU down:
  * N = d, narrow, and down has the longest K). These run best with more,
  * shorter workgroups than chooseSplits gives them: where the plan has the
- * tall tile and 2 slices of it make ENOUGH_WORKGROUPS, that tile in the
- * fewest slices that fill its rounds to 90% (TALL_TILE); otherwise, as
+ * square tile and 2 slices of it make ENOUGH_WORKGROUPS, that tile in the
+ * fewest slices that fill its rounds to 90% (SQUARE_TILE); otherwise, as
  * measured on an H200 at
  * M = 512 ... 4096 (metala-380m, best of 3 each), the largest tile where
  * some split of K gives it 1024 workgroups (M >= 2048), else the next tile
@@ -233,11 +231,11 @@ export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = 
 export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
   const allowed = allowedSplits(M, K, plan, RESIDUAL_SPLIT_COUNTS);
-  // the tall tile where 2 slices of it fill the GPU, in the fewest slices that fill their rounds
-  const { tall } = plan;
-  if (tall && workgroups(tall, M, N, 2) >= ENOUGH_WORKGROUPS) {
-    const s = allowed.find((n) => n > 1 && roundFill(workgroups(tall, M, N, n), ROUND.tall) >= 0.9);
-    if (s) return { tile: tall, splits: s };
+  // the square tile where 2 slices of it fill the GPU, in the fewest slices that fill their rounds
+  const { square } = plan;
+  if (square && workgroups(square, M, N, 2) >= ENOUGH_WORKGROUPS) {
+    const s = allowed.find((n) => n > 1 && roundFill(workgroups(square, M, N, n), ROUND.square) >= 0.9);
+    if (s) return { tile: square, splits: s };
   }
   const bigSplit = allowed.find((s) => workgroups(big, M, N, s) >= 1024);
   if (bigSplit) return { tile: big, splits: bigSplit };
