@@ -80,7 +80,10 @@ export function wideTileFor(limits: GPUSupportedLimits, wtype: WeightType): Gemm
  * 2816 0.891 against 0.943 (128x64), 3072 0.899 against 0.971, 3840 1.120
  * against 1.213. Where it fills its rounds to less than 80% the other
  * tiles or K slices win (GLU at 832 0.31 with 64x64, 1152 0.36 with it in
- * 2 slices).
+ * 2 slices). Whole prefills, the builds alternating calls in one process:
+ * 576 14.21 against 14.79 ms, 1280 26.27 against 27.47, 2048 39.89 against
+ * 40.68, 4096 75.94 against 78.15, 8192 151.7 against 156.0 (q8 4096 75.09
+ * against 78.71); T = 512 takes none (11.97 either way).
  */
 export const SQUARE_TILE: GemmTile = { BM: 128, BN: 128, BK: 16, TM: 16, TN: 4 };
 
@@ -102,7 +105,8 @@ const ENOUGH_WORKGROUPS = 256;
  * and 2 of the wide tile on 352 threads (264), the round chooseProduct
  * reads for either form of it (where it picks the wide tile, T = 512 and
  * 1024, the 176-thread form was measured faster too); and 2 of the square
- * tile (264: the GLU at M = 768, 264 workgroups, ran at 38 TFLOP/s alone).
+ * tile, as of the 256x64 tile of the same threads before it (264: the GLU
+ * at M = 768, 264 workgroups of either, ran at 35-39 TFLOP/s alone).
  */
 const ROUND = { big: 396, next: 660, wide: 264, square: 264 };
 
