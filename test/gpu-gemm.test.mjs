@@ -159,6 +159,43 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   assert.equal(chooseResidual(4096, 1024, 1024, { ...square, minSplitK: 1024 }), chooseResidual(4096, 1024, 1024, { ...GEMM_PLAN, minSplitK: 1024 }));
 });
 
+test("a forward pass builds each product's pipelines in the forms its launch rule picks, no others", async () => {
+  const { launchForms } = await import("../dist/gpu/forward.js");
+  const { presetSource } = await import("../dist/model/preset.js");
+  const WIDE = wideTileFor({ maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 }, "f32");
+  const { forms } = launchForms(presetSource("metala-380m").config, { ...GEMM_PLAN, wide: WIDE, square: SQUARE_TILE }, 4096);
+  // the residual rule never leaves the square tile unsplit (its epilogue reads C), the product rules
+  // take the wide and square tiles unsplit only (no slices to fold)
+  assert.ok(forms.residual.split.has(SQUARE_TILE) && !forms.residual.unsplit.has(SQUARE_TILE), "residual: square split only");
+  for (const k of ["proj", "glu"]) assert.ok(!forms[k].split.has(SQUARE_TILE) && !forms[k].split.has(WIDE), `${k}: no square or wide split`);
+  assert.ok(forms.glu.unsplit.has(WIDE) && forms.glu.unsplit.has(SQUARE_TILE) && forms.proj.unsplit.has(SQUARE_TILE), "the wide and square tiles unsplit where chosen");
+  // chunks of at most 256 tokens: too short for the wide and square tiles' rules (more than a round
+  // of 128x64 workgroups, or 89% of one: 352 of them for the GLU at 512)
+  const short = launchForms(presetSource("metala-380m").config, { ...GEMM_PLAN, wide: WIDE, square: SQUARE_TILE }, 256).forms;
+  for (const k of ["residual", "proj", "glu"]) for (const t of [...short[k].unsplit, ...short[k].split]) assert.ok(t !== WIDE && t !== SQUARE_TILE, `${k} at T <= 256: ${t.BM}x${t.BN}`);
+});
+
+test("gemm: a tile form not built is refused when recorded, not dispatched with no pipeline", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  const { device } = ctx;
+  const p = (pipelines ??= new Pipelines(device));
+  const bufs = { rows: uniformU32(device, [8]), A: storageBuffer(device, 8 * 16 * 4), W: storageBuffer(device, 16 * 16 * 4), bias: storageBuffer(device, 16 * 4), C: storageBuffer(device, 8 * 16 * 4), partials: storageBuffer(device, 2 * 8 * 16 * 4) };
+  const forms = { unsplit: new Set([GEMM_TILES.t64x64]), split: new Set([GEMM_TILES.t128x64]) };
+  const op = await GemmOp.create(p, { N: 16, K: 16, lda: 16, ldc: 16 }, "store", "silu", bufs, GEMM_TILES, "f32", forms);
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  op.encode(pass, 8, GEMM_TILES.t64x64);
+  op.encode(pass, 8, GEMM_TILES.t128x64, 2);
+  assert.throws(() => op.encode(pass, 8, GEMM_TILES.t128x64), /no unsplit pipeline for a 128x64 tile/);
+  assert.throws(() => op.encode(pass, 8, GEMM_TILES.t64x64, 2), /no split pipeline for a 64x64 tile/);
+  pass.end();
+  device.queue.submit([enc.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  op.destroy();
+  for (const b of Object.values(bufs)) b.destroy();
+});
+
 test("gemm store: every tile shape, ragged M and N, K not a multiple of the K step", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;

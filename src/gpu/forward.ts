@@ -30,6 +30,31 @@ export function splitsOf(T: number, c: MetalaConfig, plan: GemmPlan) {
 }
 
 /**
+ * What the launch rules pick for a layer's products at every chunk length
+ * of 2 to maxTokens tokens: each kind's tiles unsplit and split over K (only
+ * their pipelines are built: the others would be compiled for nothing, e.g.
+ * the square tile unsplit for the residual products, the wide one split),
+ * and the floats of split-K sums the longest chunk needs (each product's
+ * are completed before the next one splits, so one buffer serves them all).
+ */
+export function launchForms(c: MetalaConfig, plan: GemmPlan, maxTokens: number) {
+  const widths = { residual: c.hiddenSize, proj: modelDefs(c).NP, glu: 2 * c.gluDim };
+  const forms = { residual: emptyForms(), proj: emptyForms(), glu: emptyForms() };
+  let partialFloats = 0;
+  for (let T = 2; T <= maxTokens; T++) {
+    const s = splitsOf(T, c, plan);
+    const tiles = { residual: s.residualTile!, proj: s.projTile!, glu: s.gluTile! };
+    for (const k of ["residual", "proj", "glu"] as const) {
+      (s[k] > 1 ? forms[k].split : forms[k].unsplit).add(tiles[k]);
+      if (s[k] > 1) partialFloats = Math.max(partialFloats, s[k] * T * widths[k]);
+    }
+  }
+  return { forms, partialFloats };
+}
+
+const emptyForms = () => ({ unsplit: new Set<GemmTile>(), split: new Set<GemmTile>() });
+
+/**
  * Whether a call's last layer runs its channel mix (out product, GLU, down
  * product) on the last row alone, or not at all: when the call wants the
  * logits of that row only, or none. After the last token mixer the state is
@@ -159,27 +184,17 @@ export class GpuForward {
     const state = buf((w.layers.length * stateLayout.stride) / 4, "state");
     const layerS = (l: number): BufferPart => ({ buffer: state, offset: l * stateLayout.stride, size: stateLayout.sBytes });
     const layerConv = (l: number): BufferPart => ({ buffer: state, offset: l * stateLayout.stride + stateLayout.convOffset, size: stateLayout.convBytes });
-    // the split-K sums of whichever product is split, for the most any chunk length needs (each is
-    // completed before the next product splits); none, and no split pipelines, for a model that never splits
-    let partialFloats = 0;
-    const splitAt = { residual: false, proj: false, glu: false };
-    const widths = { residual: d, proj: m.NP, glu: 2 * glu };
-    for (let T = 2; T <= maxTokens; T++) {
-      const s = splitsOf(T, c, plan);
-      for (const k of ["residual", "proj", "glu"] as const)
-        if (s[k] > 1) {
-          splitAt[k] = true;
-          partialFloats = Math.max(partialFloats, s[k] * T * widths[k]);
-        }
-    }
+    // the split-K sums of whichever product is split (none for a model that never splits)
+    const { forms, partialFloats } = launchForms(c, plan, maxTokens);
     const partials = partialFloats > 0 ? buf(partialFloats, "split-K sums") : undefined;
-    const splitInto = (k: keyof typeof splitAt) => (splitAt[k] ? partials : undefined);
+    const splitAt = (k: keyof typeof forms) => forms[k].split.size > 0;
+    const splitInto = (k: keyof typeof forms) => (splitAt(k) ? partials : undefined);
 
     const normDefs = { D: d, LAYERNORM: c.normType === "layernorm", MAX_SPLITS };
     const rowsGrid = (T: number): [number] => [T];
     // a norm right after a residual-adding product first completes X with its split-K sums and bias
     const norm = (uniform: GPUBuffer, nw: { w: GPUBuffer; b: GPUBuffer }, out: GPUBuffer, productBias?: GPUBuffer) =>
-      productBias && splitAt.residual
+      productBias && splitAt("residual")
         ? makeDispatch(p, ["reduce.wgsl", "norm-residual-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "rw", "read", "read", "rw", "read", "read"], [uniform, X, nw.w, nw.b, out, partials!, productBias], rowsGrid)
         : makeDispatch(p, ["reduce.wgsl", "norm-io.wgsl", "norm.wgsl"], normDefs, ["uniform", "read", "read", "read", "rw"], [uniform, X, nw.w, nw.b, out], rowsGrid);
     // the pipelines are built here: a device that cannot build one (its limits) leaves no buffers behind
@@ -201,9 +216,9 @@ export class GpuForward {
           tokenNorm: await norm(dims, lw.tokenNorm, XN, l > 0 ? w.layers[l - 1].b3 : undefined),
           conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d, R: CONV_ROWS }, ["uniform", "read", "read", "rw", "rw"], [dims, XN, lw.conv, layerConv(l), CV], (T) => [cdiv(d, 64), cdiv(T, CONV_ROWS)]),
           convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, layerConv(l), CV], () => [1]),
-          qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, productTiles, w.wtype),
+          qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, productTiles, w.wtype, forms.proj),
           gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: layerS(l), O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }),
-          out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, residualOpTiles, w.wtype),
+          out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, residualOpTiles, w.wtype, forms.residual),
           channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
           glu: await GemmOp.create(
             p,
@@ -213,8 +228,9 @@ export class GpuForward {
             { rows: dims, A: XN, W: lw.w12, bias: lw.b12, C: Hh, scales: lw.scales?.w12, partials: splitInto("glu"), gemvNorm: { A: X, w: lw.channelNorm.w, b: lw.channelNorm.b, layernorm: c.normType === "layernorm" } },
             productTiles,
             w.wtype,
+            forms.glu,
           ),
-          gluFold: splitAt.glu
+          gluFold: splitAt("glu")
             ? await makeDispatch(
                 p,
                 ["math.wgsl", "activations.wgsl", "glu-fold.wgsl"],
@@ -225,7 +241,7 @@ export class GpuForward {
                 gluActSource(c.gluAct),
               )
             : undefined,
-          down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, residualOpTiles, w.wtype),
+          down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, residualOpTiles, w.wtype, forms.residual),
         })),
       );
       const finalNorm = await norm(headDims, w.finalNorm, HN, w.layers[w.layers.length - 1].b3);

@@ -349,6 +349,16 @@ export interface GemmShape {
 }
 
 /**
+ * The forms of the tiles a product's pipelines are built for, unsplit and
+ * split over K (the ones its launch rule picks at some chunk length: see
+ * launchForms in forward.ts); without them, every tile both ways.
+ */
+export interface GemmForms {
+  unsplit: ReadonlySet<GemmTile>;
+  split: ReadonlySet<GemmTile>;
+}
+
+/**
  * One projection bound to its buffers: C (op)= A W^T + bias, with M (rows)
  * read from the `rows` uniform at run time, so the same bind group serves
  * every chunk length.
@@ -395,8 +405,10 @@ export class GemmOp {
     parts: GemmParts,
     tiles: Record<string, GemmTile> = GEMM_TILES,
     wtype: WeightType = "f32",
+    forms?: GemmForms,
   ): Promise<GemmOp> {
-    const variants = (split: boolean) => Promise.all(Object.values(tiles).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act, wtype, split))] as [GemmTile, GPUComputePipeline]));
+    const built = (split: boolean) => Object.values(tiles).filter((t) => !forms || (split ? forms.split : forms.unsplit).has(t));
+    const variants = (split: boolean) => Promise.all(built(split).map(async (t) => [t, await p.pipeline(gemmSpec(t, epilogue, act, wtype, split))] as [GemmTile, GPUComputePipeline]));
     const pipes = await variants(false);
     const splitPipes = parts.partials ? await variants(true) : [];
     const gemv = await p.pipeline(gemvSpec(shape.N, epilogue, act, wtype, parts.gemvNorm && { layernorm: parts.gemvNorm.layernorm }));
@@ -419,7 +431,9 @@ export class GemmOp {
     }
     tile ??= chooseTile(M, this.shape.N, this.tiles, splits);
     if (splits > 1 && !this.splitBindGroup) throw new Error("this product has no partials buffer to split K into");
-    pass.setPipeline((splits > 1 ? this.splitPipelines : this.pipelines).get(tile)!);
+    const pipeline = (splits > 1 ? this.splitPipelines : this.pipelines).get(tile);
+    if (!pipeline) throw new Error(`this product has no ${splits > 1 ? "split" : "unsplit"} pipeline for a ${tile.BM}x${tile.BN} tile`);
+    pass.setPipeline(pipeline);
     pass.setBindGroup(0, splits > 1 ? this.splitBindGroup! : this.bindGroup);
     pass.dispatchWorkgroups(Math.ceil(this.shape.N / tile.BN), Math.ceil(M / tile.BM), splits);
   }
