@@ -1,6 +1,6 @@
 import type { MetalaConfig } from "../model/config.js";
 import { cdiv, GLA_CHUNK, makeDispatch, modelDefs, type Dispatch } from "./dispatch.js";
-import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, planTiles, residualTiles, type GemmPlan, type GemmTile } from "./gemm.js";
+import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, planTiles, type GemmPlan, type GemmTile } from "./gemm.js";
 import { GlaOp } from "./gla.js";
 import { gluActSource, storageBuffer, uniformU32, type BufferPart, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
@@ -45,8 +45,11 @@ export function launchForms(c: MetalaConfig, plan: GemmPlan, maxTokens: number) 
     const s = splitsOf(T, c, plan);
     const tiles = { residual: s.residualTile!, proj: s.projTile!, glu: s.gluTile! };
     for (const k of ["residual", "proj", "glu"] as const) {
-      (s[k] > 1 ? forms[k].split : forms[k].unsplit).add(tiles[k]);
-      if (s[k] > 1) partialFloats = Math.max(partialFloats, s[k] * T * widths[k]);
+      if (s[k] === 1) forms[k].unsplit.add(tiles[k]);
+      else {
+        forms[k].split.add(tiles[k]);
+        partialFloats = Math.max(partialFloats, s[k] * T * widths[k]);
+      }
     }
   }
   return { forms, partialFloats };
@@ -153,8 +156,8 @@ export class GpuForward {
     plan: GemmPlan = GEMM_PLAN,
   ): Promise<GpuForward> {
     const tiles = plan.tiles;
+    // every tile of the plan, of which each product builds the forms launchForms found it uses
     const productTiles = planTiles(plan);
-    const residualOpTiles = residualTiles(plan);
     const device = p.device;
     const m = modelDefs(c);
     const d = c.hiddenSize, glu = c.gluDim, V = c.vocabSize;
@@ -218,7 +221,7 @@ export class GpuForward {
           convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, layerConv(l), CV], () => [1]),
           qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, productTiles, w.wtype, forms.proj),
           gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: layerS(l), O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }),
-          out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, residualOpTiles, w.wtype, forms.residual),
+          out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, productTiles, w.wtype, forms.residual),
           channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
           glu: await GemmOp.create(
             p,
@@ -241,7 +244,7 @@ export class GpuForward {
                 gluActSource(c.gluAct),
               )
             : undefined,
-          down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, residualOpTiles, w.wtype, forms.residual),
+          down: await GemmOp.create(p, { N: d, K: glu, lda: glu, ldc: d }, "add", c.gluAct, { rows: dims, A: Hh, W: lw.w3, bias: lw.b3, C: X, scales: lw.scales?.w3, partials: splitInto("residual") }, productTiles, w.wtype, forms.residual),
         })),
       );
       const finalNorm = await norm(headDims, w.finalNorm, HN, w.layers[w.layers.length - 1].b3);

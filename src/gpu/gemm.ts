@@ -138,14 +138,9 @@ export interface GemmPlan {
 }
 export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
 
-/** Every tile chooseProduct may pick from a plan: its tiles, the wide one and the square one (the pipelines to build). */
+/** Every tile the launch rules may pick from a plan: its tiles, the wide one and the square one. */
 export function planTiles(plan: GemmPlan): Record<string, GemmTile> {
-  return { ...residualTiles(plan), ...(plan.wide ? { wide: plan.wide } : {}) };
-}
-
-/** Every tile chooseResidual may pick from a plan: its tiles and the square one. */
-export function residualTiles(plan: GemmPlan): Record<string, GemmTile> {
-  return plan.square ? { ...plan.tiles, square: plan.square } : plan.tiles;
+  return { ...plan.tiles, ...(plan.square ? { square: plan.square } : {}), ...(plan.wide ? { wide: plan.wide } : {}) };
 }
 
 /** How full the last of its rounds leaves the GPU, over all of them: `workgroups` of which `round` run at once. */
