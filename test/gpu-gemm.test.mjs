@@ -159,6 +159,38 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   assert.equal(chooseResidual(4096, 1024, 1024, { ...square, minSplitK: 1024 }), chooseResidual(4096, 1024, 1024, { ...GEMM_PLAN, minSplitK: 1024 }));
 });
 
+// unsplitMicros on the H200 rates (gemm.ts UNSPLIT_RATES, million multiply-adds a microsecond for a
+// multiprocessor's slots: 128x64 0.128 with 1 slot, 64x64 0.133 with 5, the wide 128x88 0.129 with 2,
+// the square 0.152 with 2), n = the busiest of 132 multiprocessors' workgroups, K = 1024 (a 64x64
+// workgroup 4.194 M multiply-adds, 128x64 8.389, 128x88 11.53, 128x128 16.78), worked by hand:
+test("launch rules: float weights' unsplit products take the 64x64 or wide tile where the rates have it faster", () => {
+  const WIDE = wideTileFor({ maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 }, "f32");
+  const hw = { ...GEMM_PLAN, wide: WIDE, square: SQUARE_TILE, retileUnsplit: true };
+  const { t128x64, t64x64 } = GEMM_TILES;
+  // GLU at 960: the rules take the wide tile (512 workgroups, n = 4: 4 x 11.53 / 0.129 = 358 us);
+  // 64x64 makes 1320, n = 10, two full rounds: 10 x 4.194 / 0.133 = 315 us
+  assert.equal(chooseProduct(960, 5632, 1024, hw), { tile: t64x64, splits: 1 });
+  // GLU at 832: 128x64 616 workgroups, n = 5: 328 us; 64x64 1144, n = 9 (a second round 4/5 full:
+  // 0.133 x 9/10): 315 us
+  assert.equal(chooseProduct(832, 5632, 1024, hw), { tile: t64x64, splits: 1 });
+  // projections at 896: 128x64 336 workgroups, n = 3: 197 us; the wide tile 245, n = 2: 179 us
+  assert.equal(chooseProduct(896, 3072, 1024, hw), { tile: WIDE, splits: 1 });
+  // kept: the GLU at 512 on the wide tile (n = 2: 179 us; 64x64 n = 6, a round and a fifth: 315),
+  // the projections at 512 on 64x64 (n = 3 of 5 slots: 0.133 x (1 - 0.28 x 2/5), 107 us; wide 179),
+  // the GLU at 4096 on the square tile (n = 11: 0.152 x 11/12, 1325 us; 64x64 n = 43: 1419)
+  assert.equal(chooseProduct(512, 5632, 1024, hw), { tile: WIDE, splits: 1 });
+  assert.equal(chooseProduct(512, 3072, 1024, hw), { tile: t64x64, splits: 1 });
+  assert.equal(chooseProduct(4096, 5632, 1024, hw), { tile: SQUARE_TILE, splits: 1 });
+  // a tile that would leave a multiprocessor's slots unfilled is not offered: the GLU at 240 stays on
+  // 64x64 (352 workgroups, n = 3: 107 us), where the wide tile (128 workgroups, n = 1 of 2 slots) would
+  // model 1 x 11.53 / (0.129 x 0.86) = 104 us
+  assert.equal(chooseProduct(240, 5632, 1024, hw), chooseProduct(240, 5632, 1024, { ...hw, retileUnsplit: false }));
+  assert.equal(chooseProduct(240, 5632, 1024, hw), { tile: t64x64, splits: 1 });
+  // split products keep the rules' tile and slices; so does a plan without retileUnsplit (quantized weights)
+  assert.equal(chooseProduct(1536, 3072, 1024, hw), { tile: t128x64, splits: 2 });
+  for (const M of [832, 896, 960]) assert.equal(chooseProduct(M, 5632, 1024, { ...hw, retileUnsplit: false }), chooseProduct(M, 5632, 1024, { ...GEMM_PLAN, wide: WIDE, square: SQUARE_TILE }));
+});
+
 test("a forward pass builds each product's pipelines in the forms its launch rule picks, no others", async () => {
   const { launchForms } = await import("../dist/gpu/forward.js");
   const { presetSource } = await import("../dist/model/preset.js");

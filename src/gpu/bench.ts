@@ -61,8 +61,9 @@ export async function benchGemm(
       partials: storageBuffer(device, MAX_SPLITS * M * N * 4),
     };
     // what the forward pass picks (the residual-adding products, "add", have their own rule), from
-    // these tiles, the wide one where the device runs it, and the square one
-    const plan = { ...GEMM_PLAN, tiles, wide: wideTileFor(device.limits, wtype), square: SQUARE_TILE };
+    // these tiles, the wide one where the device runs it, and the square one; float weights, so an
+    // unsplit product may be retiled (fastestUnsplit)
+    const plan = { ...GEMM_PLAN, tiles, wide: wideTileFor(device.limits, wtype), square: SQUARE_TILE, retileUnsplit: true };
     const all = planTiles(plan);
     const op = await GemmOp.create(p, { N, K, lda: K, ldc: outCols }, epilogue, act, bufs, all, wtype);
     const { tile: chosen, splits: chosenSplits } = (epilogue === "add" ? chooseResidual : chooseProduct)(M, N, K, plan);

@@ -131,7 +131,9 @@ class GpuEngine implements WebGpuEngine {
       const software = this.ctx.info.isFallbackAdapter;
       const tiles = software ? { t64x64: GEMM_TILES.t64x64 } : GEMM_TILES;
       const wide = software ? undefined : wideTileFor(this.ctx.device.limits, this.weights.wtype);
-      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), { tiles, minSplitK: this.minSplitK, wide, square: software ? undefined : SQUARE_TILE });
+      const float = this.weights.wtype === "f32" || this.weights.wtype === "f16";
+      const plan = { tiles, minSplitK: this.minSplitK, wide, square: software ? undefined : SQUARE_TILE, retileUnsplit: !software && float };
+      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), plan);
     }
     return this.forwardPromise;
   }

@@ -135,12 +135,83 @@ export interface GemmPlan {
   wide?: GemmTile;
   /** SQUARE_TILE, for the residual products of long prompts and the longer products */
   square?: GemmTile;
+  /**
+   * Float weights on a big GPU: a product the rules leave unsplit may take
+   * another tile by its modelled time (fastestUnsplit). Not for quantized
+   * weights, whose loads dequantize: at T = 1856 the q8 GLU on 64x64 tiles
+   * made a prefill 3.7% slower where f32 and f16 gained 3.5% and 2.8%.
+   */
+  retileUnsplit?: boolean;
 }
 export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
 
 /** Every tile the launch rules may pick from a plan: its tiles, the wide one and the square one. */
 export function planTiles(plan: GemmPlan): Record<string, GemmTile> {
   return { ...plan.tiles, ...(plan.square ? { square: plan.square } : {}), ...(plan.wide ? { wide: plan.wide } : {}) };
+}
+
+/** Multiprocessors of the GPU the launch rules are measured on (an H200). */
+const MULTIPROCESSORS = 132;
+
+/**
+ * How fast the float tiles run an unsplit product on an H200, read off
+ * products alone at M = 576 ... 2048 (2026-11-30): `slots` workgroups share
+ * a multiprocessor at once, and together they do `rate` million
+ * multiply-adds a microsecond. A multiprocessor given n workgroups runs
+ * them in ceil(n / slots) rounds at that rate, a last round partly filled
+ * costing a full one (64x64: 4, 5, 6, 10 a multiprocessor ran at 0.127,
+ * 0.130, 0.089, 0.134); given fewer than `slots`, up to 28% slower than
+ * the rate. 128x64 showed no rounds (0.126-0.132 from 3 to 11 a
+ * multiprocessor).
+ */
+const UNSPLIT_RATES: Record<string, { slots: number; rate: number }> = {
+  "128x64/8x4": { slots: 1, rate: 0.128 },
+  "64x64/8x4": { slots: 5, rate: 0.133 },
+  "128x88/16x4": { slots: 2, rate: 0.129 },
+  "128x128/16x4": { slots: 2, rate: 0.152 },
+};
+
+/** Workgroups on the busiest multiprocessor, and the tile's UNSPLIT_RATES entry if it has one. */
+function unsplitLoad(t: GemmTile, M: number, N: number) {
+  return { n: Math.ceil(workgroups(t, M, N, 1) / MULTIPROCESSORS), r: UNSPLIT_RATES[`${t.BM}x${t.BN}/${t.TM}x${t.TN}`] };
+}
+
+/** Modelled microseconds of an unsplit product of M x N over K with `tile` (UNSPLIT_RATES), if its rate is known. */
+function unsplitMicros(t: GemmTile, M: number, N: number, K: number): number | undefined {
+  const { n, r } = unsplitLoad(t, M, N);
+  if (!r) return undefined;
+  const rate = n >= r.slots ? (r.rate * n) / (Math.ceil(n / r.slots) * r.slots) : r.rate * (1 - 0.28 * (1 - n / r.slots));
+  return (n * t.BM * t.BN * K) / 1e6 / rate;
+}
+
+/**
+ * The tile for a product the rules leave unsplit: theirs, or the 64x64 or
+ * the wide tile where it gives every multiprocessor at least a full round
+ * and unsplitMicros has it faster (the plan's retileUnsplit). H200, metala-380m,
+ * whole prefills against the rules alone (builds alternating calls in one
+ * process, best ms): 864 20.00 against 20.41 (the GLU on 64x64, the
+ * projections on the wide tile), 960 20.62 against 21.96 (the GLU on 64x64
+ * instead of the wide tile: 0.314 against 0.372 ms alone), 1792 38.28
+ * against 38.69, 1856 38.52 against 39.92, 3200 65.37 against 66.58, 3456
+ * 68.04 against 69.45; 512, 1600, 4096 within 0.3%. The square tile and the
+ * small ones are not offered in place of the rules' tile: alone they won
+ * too (the projections at 576 on the square tile, one a multiprocessor,
+ * 0.129 against 0.132 ms), but in whole prefills they lost 1-13% (576,
+ * 640, 240-400, 2112), where the weights come from memory, not from a
+ * cache warm with the same product.
+ */
+function fastestUnsplit(M: number, N: number, K: number, plan: GemmPlan, ruled: GemmTile): GemmTile {
+  let best = ruled;
+  let bestUs = unsplitMicros(ruled, M, N, K);
+  if (bestUs === undefined) return ruled;
+  const [, next] = Object.values(plan.tiles);
+  for (const t of [next, plan.wide]) {
+    if (!t) continue;
+    const { n, r } = unsplitLoad(t, M, N);
+    const us = r && n >= r.slots ? unsplitMicros(t, M, N, K) : undefined;
+    if (us !== undefined && us < bestUs) [best, bestUs] = [t, us];
+  }
+  return best;
 }
 
 /** How full the last of its rounds leaves the GPU, over all of them: `workgroups` of which `round` run at once. */
@@ -186,8 +257,16 @@ function splitThenTile(M: number, N: number, K: number, plan: GemmPlan): { tile:
  * than a round and the square tile fills its rounds to 80%, the square tile
  * unsplit; where the big tile leaves a second round less than half full,
  * the big tile in K slices; else chooseSplits' slices and chooseTile's tile.
+ * Where these leave the product unsplit and the plan says retileUnsplit,
+ * its tile is fastestUnsplit's.
  */
 export function chooseProduct(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
+  const choice = productSplits(M, N, K, plan);
+  return plan.retileUnsplit && choice.splits === 1 && M > 1 ? { tile: fastestUnsplit(M, N, K, plan, choice.tile), splits: 1 } : choice;
+}
+
+/** chooseProduct's rules, which decide the split; an unsplit product's tile is then fastestUnsplit's. */
+function productSplits(M: number, N: number, K: number, plan: GemmPlan): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
   const whole = workgroups(big, M, N, 1);
   if (M > 1 && next && whole < ROUND.big) {
