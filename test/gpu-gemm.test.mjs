@@ -137,13 +137,15 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   for (const M of [384, 640, 768, 896, 2048]) assert.equal(chooseProduct(M, 5632, 1024, wide), chooseProduct(M, 5632, 1024), `GLU M=${M}`);
   for (const M of [512, 1024, 1920]) assert.equal(chooseProduct(M, 3072, 1024, wide), chooseProduct(M, 3072, 1024), `q, k, v, g M=${M}`);
   // with the square tile (128x128): the residual products in the fewest slices (2, 3, 4; never
-  // unsplit) that make 256 workgroups and fill their rounds of 264 to 90% (M > 1920 at N = 1024:
-  // 16 rows of 8 tiles; 2560: 20 rows, 3 slices 480 of 528; 3072: 24 rows, 4 slices 768 of 792);
-  // where none does (2304: 288, 432, 576 of 528, 528, 792; 3584: 85% each), and below, as without it
+  // unsplit) that fill its rounds of 264 to 85%, r rows of 8 tiles at N = 1024: 8 rows (897-1024)
+  // in 4 slices, 256 workgroups; 10-11 rows in 3, 240 and 264; 15-16 rows in 2, 240 and 256; 2560:
+  // 20 rows, 3 slices 480 of 528; 3072: 24 rows, 4 slices 768 of 792. Where none does (7 rows: 4
+  // slices 224, 84.8%; 9 rows: 144, 216, 288 of 264, 264, 528; 12-14 rows; 2304: 288, 432, 576 of
+  // 528, 528, 792; 3584: 448 of 528, 84.8%), as without it
   const square = { ...GEMM_PLAN, square: SQUARE_TILE };
-  for (const [M, splits] of [[1921, 2], [2048, 2], [2560, 3], [2816, 3], [3072, 4], [3840, 2], [4096, 2]])
+  for (const [M, splits] of [[897, 4], [1024, 4], [1153, 3], [1408, 3], [1793, 2], [1921, 2], [2048, 2], [2560, 3], [2816, 3], [3072, 4], [3840, 2], [4096, 2]])
     assert.equal(chooseResidual(M, 1024, 2816, square), { tile: SQUARE_TILE, splits }, `M=${M}`);
-  for (const M of [512, 1024, 1536, 1920, 2304, 3584]) assert.equal(chooseResidual(M, 1024, 1024, square), chooseResidual(M, 1024, 1024), `M=${M}`);
+  for (const M of [512, 896, 1152, 1536, 1792, 2304, 3584]) assert.equal(chooseResidual(M, 1024, 1024, square), chooseResidual(M, 1024, 1024), `M=${M}`);
   // and the projections and the GLU unsplit where 128x64 runs more than a round and the square tile
   // fills its rounds of 264 to 80%: r rows of 44 GLU tiles (5, 6, 10-12, 15-18, 32 rows: 83-100%;
   // not 7-9, 13-14: 58-79%), of 24 projection tiles (9-11, 18-22, 27-32 rows, beyond 8 where

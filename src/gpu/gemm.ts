@@ -64,7 +64,7 @@ export function wideTileFor(limits: GPUSupportedLimits, wtype: WeightType): Gemm
  * A square tile: 128 x 128 outputs on 256 threads of 16 x 4, two workgroups
  * to an H200 multiprocessor, with more multiply-adds per workgroup-memory
  * load than the 8 x 4 tiles. Taken by the residual products (out and down)
- * of long prompts, in the fewest slices of K that fill their rounds
+ * from 897 tokens, in the fewest slices of K that fill their rounds to 85%
  * (chooseResidual; never unsplit: with the residual epilogue, C read, added
  * and written, 16 x 4 tiles ran at 1-2 TFLOP/s), and unsplit by the
  * projections and the GLU where the big tile runs more than a round and its
@@ -295,8 +295,14 @@ function productSplits(M: number, N: number, K: number, plan: GemmPlan): { tile:
  * Tile and split-K count of a residual product (attention out and GLU down:
  * N = d, narrow, and down has the longest K). These run best with more,
  * shorter workgroups than chooseSplits gives them: where the plan has the
- * square tile and 2 slices of it make ENOUGH_WORKGROUPS, that tile in the
- * fewest slices that fill its rounds to 90% (SQUARE_TILE); otherwise, as
+ * square tile, that tile in the fewest slices (2, 3, 4) whose workgroups
+ * fill its rounds to 85% (SQUARE_TILE; metala-380m: 897-1024 in 4 slices,
+ * 1153-1408 in 3, 1793-2048 in 2, ...). Until 2026-11-30 it took only
+ * where 2 slices made 256 workgroups (M > 1920) and filled its rounds to
+ * 90%; against that, H200, whole prefills, the builds alternating calls in
+ * one process (best ms): 960 20.05 against 20.50, 1024 21.48 against 21.83,
+ * 1344 26.76 against 28.60, 1856 37.59 against 38.51, 2400 50.07 against
+ * 50.55; 512, 1216, 2048, 3648 within 0.3%. Otherwise, as
  * measured on an H200 at
  * M = 512 ... 4096 (metala-380m, best of 3 each), the largest tile where
  * some split of K gives it 1024 workgroups (M >= 2048), else the next tile
@@ -309,10 +315,10 @@ function productSplits(M: number, N: number, K: number, plan: GemmPlan): { tile:
 export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
   const allowed = allowedSplits(M, K, plan, RESIDUAL_SPLIT_COUNTS);
-  // the square tile where 2 slices of it fill the GPU, in the fewest slices that fill their rounds
+  // the square tile in the fewest slices that fill its rounds
   const { square } = plan;
-  if (square && workgroups(square, M, N, 2) >= ENOUGH_WORKGROUPS) {
-    const s = allowed.find((n) => n > 1 && roundFill(workgroups(square, M, N, n), ROUND.square) >= 0.9);
+  if (square) {
+    const s = allowed.find((n) => n > 1 && roundFill(workgroups(square, M, N, n), ROUND.square) >= 0.85);
     if (s) return { tile: square, splits: s };
   }
   const bigSplit = allowed.find((s) => workgroups(big, M, N, s) >= 1024);
