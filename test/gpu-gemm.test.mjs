@@ -137,15 +137,18 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   for (const M of [384, 640, 768, 896, 2048]) assert.equal(chooseProduct(M, 5632, 1024, wide), chooseProduct(M, 5632, 1024), `GLU M=${M}`);
   for (const M of [512, 1024, 1920]) assert.equal(chooseProduct(M, 3072, 1024, wide), chooseProduct(M, 3072, 1024), `q, k, v, g M=${M}`);
   // with the square tile (128x128): the residual products in the fewest slices (2, 3, 4; never
-  // unsplit) that fill its rounds of 264 to 85%, r rows of 8 tiles at N = 1024: 8 rows (897-1024)
-  // in 4 slices, 256 workgroups; 10-11 rows in 3, 240 and 264; 15-16 rows in 2, 240 and 256; 2560:
-  // 20 rows, 3 slices 480 of 528; 3072: 24 rows, 4 slices 768 of 792. Where none does (7 rows: 4
-  // slices 224, 84.8%; 9 rows: 144, 216, 288 of 264, 264, 528; 12-14 rows; 2304: 288, 432, 576 of
-  // 528, 528, 792; 3584: 448 of 528, 84.8%), as without it
+  // unsplit) that keep 80% of its rounds' slots (264 a round) on real rows, r rows of 8 tiles at N =
+  // 1024: 7 rows in 4 slices, 224 workgroups, from M = 845 (845 / 896 x 224 / 264 = 0.8002; 844:
+  // 0.7992); 8 rows in 4 (256); 9 rows in 3 from 1127 (1127 / 1152 x 216 / 264 = 0.8004); 10-11 rows
+  // in 3 (240, 264); 14 rows in 2 from 1690 (1690 / 1792 x 224 / 264 = 0.8002); 15-16 rows in 2 (240,
+  // 256); 18 rows in 3 (432 of 528); 20 and 22 rows in 3 (480, 528 of 528); 24 rows in 4 (768 of
+  // 792); 28, 30, 32 rows in 2 (448, 480, 512 of 528). Where none does (12 rows: 192, 288, 384 of 264,
+  // 528, 528; 13 rows: 208 of 264, 312, 416 of 528; the lengths just short of the thresholds above),
+  // as without it
   const square = { ...GEMM_PLAN, square: SQUARE_TILE };
-  for (const [M, splits] of [[897, 4], [1024, 4], [1153, 3], [1408, 3], [1793, 2], [1921, 2], [2048, 2], [2560, 3], [2816, 3], [3072, 4], [3840, 2], [4096, 2]])
-    assert.equal(chooseResidual(M, 1024, 2816, square), { tile: SQUARE_TILE, splits }, `M=${M}`);
-  for (const M of [512, 896, 1152, 1536, 1792, 2304, 3584]) assert.equal(chooseResidual(M, 1024, 1024, square), chooseResidual(M, 1024, 1024), `M=${M}`);
+  const squareSplits = [[845, 4], [1024, 4], [1127, 3], [1153, 3], [1408, 3], [1690, 2], [1793, 2], [2048, 2], [2253, 3], [2304, 3], [2560, 3], [2816, 3], [3072, 4], [3584, 2], [3840, 2], [4096, 2]];
+  for (const [M, splits] of squareSplits) assert.equal(chooseResidual(M, 1024, 2816, square), { tile: SQUARE_TILE, splits }, `M=${M}`);
+  for (const M of [512, 844, 1126, 1536, 1664, 1689]) assert.equal(chooseResidual(M, 1024, 1024, square), chooseResidual(M, 1024, 1024), `M=${M}`);
   // and the projections and the GLU unsplit where 128x64 runs more than a round and the square tile
   // fills its rounds of 264 to 80%: r rows of 44 GLU tiles (5, 6, 10-12, 15-18, 32 rows: 83-100%;
   // not 7-9, 13-14: 58-79%), of 24 projection tiles (9-11, 18-22, 27-32 rows, beyond 8 where

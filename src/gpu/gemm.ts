@@ -64,8 +64,8 @@ export function wideTileFor(limits: GPUSupportedLimits, wtype: WeightType): Gemm
  * A square tile: 128 x 128 outputs on 256 threads of 16 x 4, two workgroups
  * to an H200 multiprocessor, with more multiply-adds per workgroup-memory
  * load than the 8 x 4 tiles. Taken by the residual products (out and down)
- * from 897 tokens, in the fewest slices of K that fill their rounds to 85%
- * (chooseResidual; never unsplit: with the residual epilogue, C read, added
+ * from 845 tokens, in the fewest slices of K that keep 80% of its rounds'
+ * slots on real rows (chooseResidual; never unsplit: with the residual epilogue, C read, added
  * and written, 16 x 4 tiles ran at 1-2 TFLOP/s), and unsplit by the
  * projections and the GLU where the big tile runs more than a round and its
  * workgroups fill their rounds to 80% (chooseProduct).
@@ -296,13 +296,21 @@ function productSplits(M: number, N: number, K: number, plan: GemmPlan): { tile:
  * N = d, narrow, and down has the longest K). These run best with more,
  * shorter workgroups than chooseSplits gives them: where the plan has the
  * square tile, that tile in the fewest slices (2, 3, 4) whose workgroups
- * fill its rounds to 85% (SQUARE_TILE; metala-380m: 897-1024 in 4 slices,
- * 1153-1408 in 3, 1793-2048 in 2, ...). Until 2026-11-30 it took only
+ * keep 80% of its rounds' slots on real rows, not on the padding of the
+ * last row of tiles (SQUARE_TILE; metala-380m: 845-1024 in 4 slices,
+ * 1127-1408 in 3, 1690-2048 in 2, ...). Until 2026-11-30 it took only
  * where 2 slices made 256 workgroups (M > 1920) and filled its rounds to
  * 90%; against that, H200, whole prefills, the builds alternating calls in
  * one process (best ms): 960 20.05 against 20.50, 1024 21.48 against 21.83,
  * 1344 26.76 against 28.60, 1856 37.59 against 38.51, 2400 50.07 against
- * 50.55; 512, 1216, 2048, 3648 within 0.3%. Otherwise, as
+ * 50.55; 512, 1216, 2048, 3648 within 0.3%. Then 84% of the rounds'
+ * slots, padding not counted, against 85% (taking 7, 14 and 28 rows of
+ * tiles too): 864 19.70 against 19.92, 1728 35.66 against 36.52, 1792 37.23
+ * against 38.15, 3520 68.91 against 69.16, but 800 18.97 against 18.40
+ * (96 of its 896 rows padding), so the padding is counted. The rule as it
+ * is takes 1127-1152 and 2253-2304 in 3 slices too, which were not measured
+ * whole (the products alone at 1152: 0.081 against 0.083 ms, 0.212
+ * against 0.214). Otherwise, as
  * measured on an H200 at
  * M = 512 ... 4096 (metala-380m, best of 3 each), the largest tile where
  * some split of K gives it 1024 workgroups (M >= 2048), else the next tile
@@ -318,7 +326,9 @@ export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan =
   // the square tile in the fewest slices that fill its rounds
   const { square } = plan;
   if (square) {
-    const s = allowed.find((n) => n > 1 && roundFill(workgroups(square, M, N, n), ROUND.square) >= 0.85);
+    // the share of its rounds' slots doing real rows (not the padding of the last row of tiles)
+    const useful = (n: number) => (M / (Math.ceil(M / square.BM) * square.BM)) * roundFill(workgroups(square, M, N, n), ROUND.square);
+    const s = allowed.find((n) => n > 1 && useful(n) >= 0.8);
     if (s) return { tile: square, splits: s };
   }
   const bigSplit = allowed.find((s) => workgroups(big, M, N, s) >= 1024);
