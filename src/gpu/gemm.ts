@@ -65,10 +65,10 @@ export function wideTileFor(limits: GPUSupportedLimits, wtype: WeightType): Gemm
  * to an H200 multiprocessor, with more multiply-adds per workgroup-memory
  * load than the 8 x 4 tiles. Taken by the residual products (out and down)
  * from 845 tokens, in the fewest slices of K that keep 80% of its rounds'
- * slots on real rows (chooseResidual; never unsplit: with the residual epilogue, C read, added
- * and written, 16 x 4 tiles ran at 1-2 TFLOP/s), and unsplit by the
- * projections and the GLU where the big tile runs more than a round and its
- * workgroups fill their rounds to 80% (chooseProduct).
+ * slots on real rows (chooseResidual; never unsplit: with the residual
+ * epilogue, C read, added and written, 16 x 4 tiles ran at 1-2 TFLOP/s),
+ * and unsplit by the projections and the GLU where the big tile runs more
+ * than a round and its workgroups fill their rounds to 80% (chooseProduct).
  * It replaced a 256 x 64 tile of the same threads (16 x 4 each), which it
  * beat on every product it took (H200, products alone, best of 2-3, ms):
  * 4096 q/k/v/g 0.710 against 0.742, out (2 slices) 0.244 against 0.255,
@@ -303,11 +303,12 @@ function productSplits(M: number, N: number, K: number, plan: GemmPlan): { tile:
  * 90%; against that, H200, whole prefills, the builds alternating calls in
  * one process (best ms): 960 20.05 against 20.50, 1024 21.48 against 21.83,
  * 1344 26.76 against 28.60, 1856 37.59 against 38.51, 2400 50.07 against
- * 50.55; 512, 1216, 2048, 3648 within 0.3%. Then 84% of the rounds'
- * slots, padding not counted, against 85% (taking 7, 14 and 28 rows of
- * tiles too): 864 19.70 against 19.92, 1728 35.66 against 36.52, 1792 37.23
- * against 38.15, 3520 68.91 against 69.16, but 800 18.97 against 18.40
- * (96 of its 896 rows padding), so the padding is counted. The rule as it
+ * 50.55; 512, 1216, 2048, 3648 within 0.3% (that was 85% of its rounds'
+ * slots filled, padded rows or not). Then 84% against 85% (taking 7, 14
+ * and 28 rows of tiles too): 864 19.70 against 19.92, 1728 35.66 against
+ * 36.52, 1792 37.23 against 38.15, 3520 68.91 against 69.16, but 800 18.97
+ * against 18.40 (96 of its 896 rows padding), so only the slots on real
+ * rows count, and 80% of them must. The rule as it
  * is takes 1127-1152 and 2253-2304 in 3 slices too, which were not measured
  * whole (the products alone at 1152: 0.081 against 0.083 ms, 0.212
  * against 0.214). Otherwise, as
