@@ -171,15 +171,16 @@ const UNSPLIT_RATES: Record<string, { slots: number; rate: number }> = {
   "128x128/16x4": { slots: 2, rate: 0.152 },
 };
 
-/** Workgroups on the busiest multiprocessor, and the tile's UNSPLIT_RATES entry if it has one. */
-function unsplitLoad(t: GemmTile, M: number, N: number) {
-  return { n: Math.ceil(workgroups(t, M, N, 1) / MULTIPROCESSORS), r: UNSPLIT_RATES[`${t.BM}x${t.BN}/${t.TM}x${t.TN}`] };
-}
-
-/** Modelled microseconds of an unsplit product of M x N over K with `tile` (UNSPLIT_RATES), if its rate is known. */
-function unsplitMicros(t: GemmTile, M: number, N: number, K: number): number | undefined {
-  const { n, r } = unsplitLoad(t, M, N);
-  if (!r) return undefined;
+/**
+ * Modelled microseconds of an unsplit product of M x N over K with `tile`
+ * (UNSPLIT_RATES), if its rate is known and, with `fullRound`, if the
+ * busiest multiprocessor gets at least a full round of its workgroups.
+ */
+function unsplitMicros(t: GemmTile, M: number, N: number, K: number, fullRound = false): number | undefined {
+  const r = UNSPLIT_RATES[`${t.BM}x${t.BN}/${t.TM}x${t.TN}`];
+  // the busiest multiprocessor's workgroups
+  const n = Math.ceil(workgroups(t, M, N, 1) / MULTIPROCESSORS);
+  if (!r || (fullRound && n < r.slots)) return undefined;
   const rate = n >= r.slots ? (r.rate * n) / (Math.ceil(n / r.slots) * r.slots) : r.rate * (1 - 0.28 * (1 - n / r.slots));
   return (n * t.BM * t.BN * K) / 1e6 / rate;
 }
@@ -207,9 +208,10 @@ function fastestUnsplit(M: number, N: number, K: number, plan: GemmPlan, ruled: 
   const [, next] = Object.values(plan.tiles);
   for (const t of [next, plan.wide]) {
     if (!t) continue;
-    const { n, r } = unsplitLoad(t, M, N);
-    const us = r && n >= r.slots ? unsplitMicros(t, M, N, K) : undefined;
-    if (us !== undefined && us < bestUs) [best, bestUs] = [t, us];
+    const us = unsplitMicros(t, M, N, K, true);
+    // a tie (to rounding) goes to the candidate: the GLU at 3073-3328 models the same on the square
+    // tile (9 a multiprocessor) and on 64x64 (33), and 3200 ran faster on 64x64
+    if (us !== undefined && us <= bestUs * (1 + 1e-9)) [best, bestUs] = [t, us];
   }
   return best;
 }
@@ -324,7 +326,7 @@ function productSplits(M: number, N: number, K: number, plan: GemmPlan): { tile:
 export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const [big, next] = Object.values(plan.tiles);
   const allowed = allowedSplits(M, K, plan, RESIDUAL_SPLIT_COUNTS);
-  // the square tile in the fewest slices that fill its rounds
+  // the square tile in the fewest slices that keep its rounds' slots on real rows
   const { square } = plan;
   if (square) {
     // the share of its rounds' slots doing real rows (not the padding of the last row of tiles)
