@@ -137,18 +137,26 @@ test("tile and split-K choice: residual products, projections, GLU", () => {
   for (const M of [384, 640, 768, 896, 2048]) assert.equal(chooseProduct(M, 5632, 1024, wide), chooseProduct(M, 5632, 1024), `GLU M=${M}`);
   for (const M of [512, 1024, 1920]) assert.equal(chooseProduct(M, 3072, 1024, wide), chooseProduct(M, 3072, 1024), `q, k, v, g M=${M}`);
   // with the square tile (128x128): the residual products in the fewest slices (2, 3, 4; never
-  // unsplit) that keep 80% of its rounds' slots (264 a round) on real rows, r rows of 8 tiles at N =
-  // 1024: 7 rows in 4 slices, 224 workgroups, from M = 845 (845 / 896 x 224 / 264 = 0.8002; 844:
-  // 0.7992); 8 rows in 4 (256); 9 rows in 3 from 1127 (1127 / 1152 x 216 / 264 = 0.8004); 10-11 rows
-  // in 3 (240, 264); 14 rows in 2 from 1690 (1690 / 1792 x 224 / 264 = 0.8002); 15-16 rows in 2 (240,
-  // 256); 18 rows in 3 (432 of 528); 20 and 22 rows in 3 (480, 528 of 528); 24 rows in 4 (768 of
-  // 792); 28, 30, 32 rows in 2 (448, 480, 512 of 528). Where none does (12 rows: 192, 288, 384 of 264,
-  // 528, 528; 13 rows: 208 of 264, 312, 416 of 528; the lengths just short of the thresholds above),
-  // as without it
+  // unsplit) that fill its rounds (264 workgroups a round) to 84% and keep 80% of their slots on real
+  // rows, r rows of 8 tiles at N = 1024: 7 rows in 4 slices, 224 workgroups (84.8%), from M = 845
+  // (845 / 896 x 224 / 264 = 0.8002; 844: 0.7992); 8 rows in 4 (256); 10-11 rows in 3 (240, 264);
+  // 14 rows in 2 from 1690 (1690 / 1792 x 224 / 264 = 0.8002); 15-16 rows in 2 (240, 256); 20 and 22
+  // rows in 3 (480, 528 of 528); 24 rows in 4 (768 of 792); 28 rows in 2 from 3457 (448 of 528: 3457 /
+  // 3584 x 0.848 = 0.818), 30, 32 rows in 2 (480, 512 of 528). Not 9, 18 or 27 rows (1025-1152,
+  // 2177-2304, 3329-3456), whose best slices fill 81.8% (216 of 264, 432 of 528, 432 of 528), nor 12
+  // or 13 rows (192, 288, 384 of 264, 528, 528; 208 of 264, 312, 416 of 528), nor the lengths just
+  // short of the thresholds above: as without it
   const square = { ...GEMM_PLAN, square: SQUARE_TILE };
-  const squareSplits = [[845, 4], [1024, 4], [1127, 3], [1153, 3], [1408, 3], [1690, 2], [1793, 2], [2048, 2], [2253, 3], [2304, 3], [2560, 3], [2816, 3], [3072, 4], [3584, 2], [3840, 2], [4096, 2]];
+  const squareSplits = [[845, 4], [1024, 4], [1153, 3], [1408, 3], [1690, 2], [1793, 2], [2048, 2], [2560, 3], [2816, 3], [3072, 4], [3457, 2], [3584, 2], [3840, 2], [4096, 2]];
   for (const [M, splits] of squareSplits) assert.equal(chooseResidual(M, 1024, 2816, square), { tile: SQUARE_TILE, splits }, `M=${M}`);
-  for (const M of [512, 844, 1126, 1536, 1664, 1689]) assert.equal(chooseResidual(M, 1024, 1024, square), chooseResidual(M, 1024, 1024), `M=${M}`);
+  for (const M of [512, 844, 1126, 1127, 1152, 1536, 1664, 1689, 2253, 2304, 3400, 3456]) assert.equal(chooseResidual(M, 1024, 1024, square), chooseResidual(M, 1024, 1024), `M=${M}`);
+  // but at 80% with fewer filled, where the rules without it leave the 64x64 tile unsplit (metala-1b's
+  // down product, N = 1536, at 1140: 9 rows of 12 tiles in 2 slices, 216 of 264, 1140 / 1152 x 0.818 =
+  // 0.81; without it 64x64 unsplit, 432 workgroups of 660); not where they split it (760: 6 rows in 3,
+  // 216, against 64x64 in 2)
+  assert.equal(chooseResidual(1140, 1536, 4096), { tile: GEMM_TILES.t64x64, splits: 1 });
+  assert.equal(chooseResidual(1140, 1536, 4096, square), { tile: SQUARE_TILE, splits: 2 });
+  assert.equal(chooseResidual(760, 1536, 4096, square), chooseResidual(760, 1536, 4096));
   // and the projections and the GLU unsplit where 128x64 runs more than a round and the square tile
   // fills its rounds of 264 to 80%: r rows of 44 GLU tiles (5, 6, 10-12, 15-18, 32 rows: 83-100%;
   // not 7-9, 13-14: 58-79%), of 24 projection tiles (9-11, 18-22, 27-32 rows, beyond 8 where

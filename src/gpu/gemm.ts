@@ -298,23 +298,28 @@ function productSplits(M: number, N: number, K: number, plan: GemmPlan): { tile:
  * N = d, narrow, and down has the longest K). These run best with more,
  * shorter workgroups than chooseSplits gives them: where the plan has the
  * square tile, that tile in the fewest slices (2, 3, 4) whose workgroups
- * keep 80% of its rounds' slots on real rows, not on the padding of the
- * last row of tiles (SQUARE_TILE; metala-380m: 845-1024 in 4 slices,
- * 1127-1408 in 3, 1690-2048 in 2, ...). Until 2026-11-30 it took only
- * where 2 slices made 256 workgroups (M > 1920) and filled its rounds to
- * 90%; against that, H200, whole prefills, the builds alternating calls in
- * one process (best ms): 960 20.05 against 20.50, 1024 21.48 against 21.83,
- * 1344 26.76 against 28.60, 1856 37.59 against 38.51, 2400 50.07 against
- * 50.55; 512, 1216, 2048, 3648 within 0.3% (that was 85% of its rounds'
- * slots filled, padded rows or not). Then 84% against 85% (taking 7, 14
- * and 28 rows of tiles too): 864 19.70 against 19.92, 1728 35.66 against
- * 36.52, 1792 37.23 against 38.15, 3520 68.91 against 69.16, but 800 18.97
- * against 18.40 (96 of its 896 rows padding), so only the slots on real
- * rows count, and 80% of them must. The rule as it
- * is takes 1127-1152 and 2253-2304 in 3 slices too, which were not measured
- * whole (the products alone at 1152: 0.081 against 0.083 ms, 0.212
- * against 0.214). Otherwise, as
- * measured on an H200 at
+ * fill 84% of its rounds' slots and keep 80% of them on real rows, not on
+ * the padding of the last row of tiles (SQUARE_TILE; metala-380m: 845-1024
+ * in 4 slices, 1153-1408 in 3, 1690-2048 in 2, 2305-2816 in 3, 3072 in 4,
+ * 3457-4096 in 2); or 80% on real rows alone, where the rules without it
+ * leave the 64x64 tile unsplit (metala-1b's at 1127-1152). Until
+ * 2026-11-30 it took only where 2 slices made 256 workgroups (M > 1920)
+ * and filled its rounds to 90%; against that, H200, whole prefills, the
+ * builds alternating calls in one process (best ms): 960 20.05 against
+ * 20.50, 1024 21.48 against 21.83, 1344 26.76 against 28.60, 1856 37.59
+ * against 38.51, 2400 50.07 against 50.55; 512, 1216, 2048, 3648 within
+ * 0.3% (that was 85% of its rounds' slots filled, padded rows or not).
+ * Then 84% against 85% (taking 7, 14 and 28 rows of tiles too): 864 19.70
+ * against 19.92, 1728 35.66 against 36.52, 1792 37.23 against 38.15, 3520
+ * 68.91 against 69.16, but 800 18.97 against 18.40 (96 of its 896 rows
+ * padding), so 80% of the slots must be on real rows. 80% on real rows
+ * alone also took 9, 18 and 27 rows of tiles, whose best slices fill 81.8%
+ * (216 of 264, 432 of 528): slower at 1127-1152 (+0.4-0.6%), 2253-2304
+ * (+1.4-1.6%) and 3400-3420 (+1.6-1.8%) than the tiles without it; for
+ * metala-1b (N = 1536) likewise at 1520 (+1.8%), 2280 (+1.3%), 2880
+ * (+0.9%), 3040 (+1.3%), 3400 (+2.9%), but faster at 1140 (69.52 against
+ * 71.49 ms), where the alternative is 64x64 unsplit in 432 workgroups of
+ * 660 places. Otherwise, as measured on an H200 at
  * M = 512 ... 4096 (metala-380m, best of 3 each), the largest tile where
  * some split of K gives it 1024 workgroups (M >= 2048), else the next tile
  * with the most slices that still fit one round (M = 512: 4, 704-1280: 2,
@@ -324,16 +329,21 @@ function productSplits(M: number, N: number, K: number, plan: GemmPlan): { tile:
  * plan without a second tile, short chunks) it falls back to chooseSplits.
  */
 export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
-  const [big, next] = Object.values(plan.tiles);
   const allowed = allowedSplits(M, K, plan, RESIDUAL_SPLIT_COUNTS);
-  // the square tile in the fewest slices that keep its rounds' slots on real rows
+  const other = residualWithout(M, N, K, plan, allowed);
   const { square } = plan;
-  if (square) {
-    // the share of its rounds' slots doing real rows (not the padding of the last row of tiles)
-    const useful = (n: number) => (M / (Math.ceil(M / square.BM) * square.BM)) * roundFill(workgroups(square, M, N, n), ROUND.square);
-    const s = allowed.find((n) => n > 1 && useful(n) >= 0.8);
-    if (s) return { tile: square, splits: s };
-  }
+  if (!square) return other;
+  const filled = (n: number) => roundFill(workgroups(square, M, N, n), ROUND.square);
+  // the share of its rounds' slots doing real rows (not the padding of the last row of tiles)
+  const useful = (n: number) => (M / (Math.ceil(M / square.BM) * square.BM)) * filled(n);
+  const fits = allowed.filter((n) => n > 1 && useful(n) >= 0.8);
+  const s = fits.find((n) => filled(n) >= 0.84) ?? (other.tile === Object.values(plan.tiles)[1] && other.splits === 1 ? fits[0] : undefined);
+  return s ? { tile: square, splits: s } : other;
+}
+
+/** chooseResidual's choice from the plan's tiles but the square one. */
+function residualWithout(M: number, N: number, K: number, plan: GemmPlan, allowed: number[]): { tile: GemmTile; splits: number } {
+  const [big, next] = Object.values(plan.tiles);
   const bigSplit = allowed.find((s) => workgroups(big, M, N, s) >= 1024);
   if (bigSplit) return { tile: big, splits: bigSplit };
   // the most slices whose workgroups fill the GPU and still fit one round
