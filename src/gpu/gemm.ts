@@ -337,7 +337,9 @@ export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan =
   // the share of its rounds' slots doing real rows (not the padding of the last row of tiles)
   const useful = (n: number) => (M / (Math.ceil(M / square.BM) * square.BM)) * filled(n);
   const fits = allowed.filter((n) => n > 1 && useful(n) >= 0.8);
-  const s = fits.find((n) => filled(n) >= 0.84) ?? (other.tile === Object.values(plan.tiles)[1] && other.splits === 1 ? fits[0] : undefined);
+  // the fewest of those that fill 84% of its rounds; any of them where the other tiles would run 64x64 unsplit
+  const nextUnsplit = other.tile === Object.values(plan.tiles)[1] && other.splits === 1;
+  const s = fits.find((n) => filled(n) >= 0.84) ?? (nextUnsplit ? fits[0] : undefined);
   return s ? { tile: square, splits: s } : other;
 }
 
