@@ -40,8 +40,19 @@ const B_EVEN: bool = BN * KQ % NT == 0u;
 const SA: u32 = BM + 4u;
 const SB: u32 = BN + 4u;
 
-var<workgroup> As: array<vec4<f32>, BK * SA / 4u>;
-var<workgroup> Bs: array<vec4<f32>, BK * SB / 4u>;
+// Each staged tile is indexed [k][row quad], not flat: WebGPU clamps every
+// index into bounds, and a flat index's clamp takes the K step in; here the
+// k part is a constant once the inner loop is unrolled and the row part's
+// clamp does not change along K. H200, whole prefills against the flat
+// tiles (builds alternating calls in one process, best ms): 512
+// 11.90-12.07 against 11.97-12.04 (three runs: +0.2, -0.6, -0.6%), 832
+// 18.07 against 18.54, 1024 21.13-21.38 against 21.50-21.80, 1536 30.57
+// against 30.95, 2048 39.55-39.62 against 39.97-40.17, 3072 56.58 against
+// 57.37; but 576 14.35-14.48 against 14.20-14.35 and 768 16.45-16.59
+// against 16.32-16.54 (the 64x64 tile alone ~2% slower); 4096 and 8192
+// within 0.2%.
+var<workgroup> As: array<array<vec4<f32>, SA / 4u>, BK>;
+var<workgroup> Bs: array<array<vec4<f32>, SB / 4u>, BK>;
 
 @compute @workgroup_size(NT)
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -87,10 +98,10 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       let r = e / KQ;
       let k = (e % KQ) * 4u;
       let v = ra[i];
-      As[((k + 0u) * SA + r) / 4u][r % 4u] = v.x;
-      As[((k + 1u) * SA + r) / 4u][r % 4u] = v.y;
-      As[((k + 2u) * SA + r) / 4u][r % 4u] = v.z;
-      As[((k + 3u) * SA + r) / 4u][r % 4u] = v.w;
+      As[k + 0u][r / 4u][r % 4u] = v.x;
+      As[k + 1u][r / 4u][r % 4u] = v.y;
+      As[k + 2u][r / 4u][r % 4u] = v.z;
+      As[k + 3u][r / 4u][r % 4u] = v.w;
     }
     for (var i = 0u; i < LB; i++) {
       let e = tid + i * NT;
@@ -98,10 +109,10 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
       let r = e / KQ;
       let k = (e % KQ) * 4u;
       let v = rb[i];
-      Bs[((k + 0u) * SB + r) / 4u][r % 4u] = v.x;
-      Bs[((k + 1u) * SB + r) / 4u][r % 4u] = v.y;
-      Bs[((k + 2u) * SB + r) / 4u][r % 4u] = v.z;
-      Bs[((k + 3u) * SB + r) / 4u][r % 4u] = v.w;
+      Bs[k + 0u][r / 4u][r % 4u] = v.x;
+      Bs[k + 1u][r / 4u][r % 4u] = v.y;
+      Bs[k + 2u][r / 4u][r % 4u] = v.z;
+      Bs[k + 3u][r / 4u][r % 4u] = v.w;
     }
     workgroupBarrier();
 
@@ -126,8 +137,8 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: v
     for (var kk = 0u; kk < BK; kk++) {
       var a: array<vec4<f32>, TM / 4u>;
       var b: array<vec4<f32>, TN / 4u>;
-      for (var i = 0u; i < TM / 4u; i++) { a[i] = As[(kk * SA + ty * TM) / 4u + i]; }
-      for (var j = 0u; j < TN / 4u; j++) { b[j] = Bs[(kk * SB + tx * TN) / 4u + j]; }
+      for (var i = 0u; i < TM / 4u; i++) { a[i] = As[kk][ty * (TM / 4u) + i]; }
+      for (var j = 0u; j < TN / 4u; j++) { b[j] = Bs[kk][tx * (TN / 4u) + j]; }
       for (var i = 0u; i < TM; i++) {
         let ai = a[i / 4u][i % 4u];
         for (var j = 0u; j < TN / 4u; j++) {
