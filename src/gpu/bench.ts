@@ -1,6 +1,6 @@
 import type { GluActivation } from "../model/config.js";
 import { openDevice, type GpuContext } from "./device.js";
-import { GEMM_PLAN, GEMM_TILES, GemmOp, MAX_SPLITS, RESIDUAL_SPLIT_COUNTS, SPLIT_COUNTS, chooseProduct, chooseResidual, planTiles, SQUARE_TILE, wideTileFor, type GemmEpilogue, type GemmTile } from "./gemm.js";
+import { devicePlan, GEMM_TILES, GemmOp, MAX_SPLITS, RESIDUAL_SPLIT_COUNTS, SPLIT_COUNTS, chooseProduct, chooseResidual, planTiles, type GemmEpilogue, type GemmTile } from "./gemm.js";
 import { GEMM_FAMILIES, OP_FAMILIES, type GpuForward, type OpFamily } from "./forward.js";
 import { Pipelines, storageBuffer, uniformU32 } from "./pipelines.js";
 import { warmUp } from "../runtime/warm-up.js";
@@ -60,10 +60,8 @@ export async function benchGemm(
       C: storageBuffer(device, M * outCols * 4),
       partials: storageBuffer(device, MAX_SPLITS * M * N * 4),
     };
-    // what the forward pass picks (the residual-adding products, "add", have their own rule), from
-    // these tiles, the wide one where the device runs it, and the square one; float weights, so an
-    // unsplit product may be retiled (fastestUnsplit)
-    const plan = { ...GEMM_PLAN, tiles, wide: wideTileFor(device.limits, wtype), square: SQUARE_TILE, retileUnsplit: true };
+    // what the forward pass picks from these tiles (the residual-adding products, "add", have their own rule)
+    const plan = devicePlan(device.limits, wtype, false, tiles);
     const all = planTiles(plan);
     const op = await GemmOp.create(p, { N, K, lda: K, ldc: outCols }, epilogue, act, bufs, all, wtype);
     const { tile: chosen, splits: chosenSplits } = (epilogue === "add" ? chooseResidual : chooseProduct)(M, N, K, plan);

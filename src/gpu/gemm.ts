@@ -145,6 +145,16 @@ export interface GemmPlan {
 }
 export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
 
+/**
+ * The plan for a device's weights of `wtype`: a hardware adapter gets the
+ * wide tile where it runs it, the square tile and (float weights) the
+ * retiling of unsplit products; a software one `tiles` alone.
+ */
+export function devicePlan(limits: GPUSupportedLimits, wtype: WeightType, software: boolean, tiles: Record<string, GemmTile>, minSplitK = GEMM_PLAN.minSplitK): GemmPlan {
+  if (software) return { tiles, minSplitK };
+  return { tiles, minSplitK, wide: wideTileFor(limits, wtype), square: SQUARE_TILE, retileUnsplit: wtype === "f32" || wtype === "f16" };
+}
+
 /** Every tile the launch rules may pick from a plan: its tiles, the wide one and the square one. */
 export function planTiles(plan: GemmPlan): Record<string, GemmTile> {
   return { ...plan.tiles, ...(plan.square ? { square: plan.square } : {}), ...(plan.wide ? { wide: plan.wide } : {}) };
@@ -330,17 +340,19 @@ function productSplits(M: number, N: number, K: number, plan: GemmPlan): { tile:
  */
 export function chooseResidual(M: number, N: number, K: number, plan: GemmPlan = GEMM_PLAN): { tile: GemmTile; splits: number } {
   const allowed = allowedSplits(M, K, plan, RESIDUAL_SPLIT_COUNTS);
-  const other = residualWithout(M, N, K, plan, allowed);
   const { square } = plan;
-  if (!square) return other;
+  if (!square) return residualWithout(M, N, K, plan, allowed);
   const filled = (n: number) => roundFill(workgroups(square, M, N, n), ROUND.square);
   // the share of its rounds' slots doing real rows (not the padding of the last row of tiles)
   const useful = (n: number) => (M / (Math.ceil(M / square.BM) * square.BM)) * filled(n);
   const fits = allowed.filter((n) => n > 1 && useful(n) >= 0.8);
-  // the fewest of those that fill 84% of its rounds; any of them where the other tiles would run 64x64 unsplit
-  const nextUnsplit = other.tile === Object.values(plan.tiles)[1] && other.splits === 1;
-  const s = fits.find((n) => filled(n) >= 0.84) ?? (nextUnsplit ? fits[0] : undefined);
-  return s ? { tile: square, splits: s } : other;
+  // the fewest of those that fill 84% of its rounds
+  const s = fits.find((n) => filled(n) >= 0.84);
+  if (s) return { tile: square, splits: s };
+  // else any of them, where the other tiles would run 64x64 unsplit
+  const other = residualWithout(M, N, K, plan, allowed);
+  const [, next] = Object.values(plan.tiles);
+  return fits.length > 0 && other.tile === next && other.splits === 1 ? { tile: square, splits: fits[0] } : other;
 }
 
 /** chooseResidual's choice from the plan's tiles but the square one. */
