@@ -64,10 +64,10 @@ export function wideTileFor(limits: GPUSupportedLimits, wtype: WeightType): Gemm
  * A square tile: 128 x 128 outputs on 256 threads of 16 x 4, two workgroups
  * to an H200 multiprocessor, with more multiply-adds per workgroup-memory
  * load than the 8 x 4 tiles. Taken by the residual products (out and down)
- * from 845 tokens, in the fewest slices of K that keep 80% of its rounds'
- * slots on real rows (chooseResidual; never unsplit: with the residual
- * epilogue, C read, added and written, 16 x 4 tiles ran at 1-2 TFLOP/s),
- * and unsplit by the projections and the GLU where the big tile runs more
+ * from 845 tokens, in the fewest slices of K that fill 84% of its rounds'
+ * slots and keep 80% of them on real rows (chooseResidual; never unsplit:
+ * with the residual epilogue, C read, added and written, 16 x 4 tiles ran
+ * at 1-2 TFLOP/s), and unsplit by the projections and the GLU where the big tile runs more
  * than a round and its workgroups fill their rounds to 80% (chooseProduct).
  * It replaced a 256 x 64 tile of the same threads (16 x 4 each), which it
  * beat on every product it took (H200, products alone, best of 2-3, ms):
