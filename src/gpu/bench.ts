@@ -61,7 +61,7 @@ export async function benchGemm(
       partials: storageBuffer(device, MAX_SPLITS * M * N * 4),
     };
     // what the forward pass picks from these tiles (the residual-adding products, "add", have their own rule)
-    const plan = devicePlan(device.limits, wtype, false, tiles);
+    const plan = devicePlan(device.limits, wtype, { tiles });
     const all = planTiles(plan);
     const op = await GemmOp.create(p, { N, K, lda: K, ldc: outCols }, epilogue, act, bufs, all, wtype);
     const { tile: chosen, splits: chosenSplits } = (epilogue === "add" ? chooseResidual : chooseProduct)(M, N, K, plan);

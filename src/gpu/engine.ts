@@ -4,7 +4,7 @@ import type { MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { STAGES_PER_LAYER, GpuForward, type StateLayout } from "./forward.js";
-import { devicePlan, GEMM_PLAN, GEMM_TILES } from "./gemm.js";
+import { devicePlan, GEMM_PLAN } from "./gemm.js";
 import { GpuLostError } from "./lost.js";
 import { pipelinesFor, type Pipelines } from "./pipelines.js";
 import { uploadWeights, type GpuWeights } from "./weights.js";
@@ -127,10 +127,8 @@ class GpuEngine implements WebGpuEngine {
   forward(): Promise<GpuForward> {
     if (!this.forwardPromise) {
       const maxTokens = this.chunkTokens;
-      // a software adapter gains nothing from tile shapes: one saves compiling the others
       const software = this.ctx.info.isFallbackAdapter === true;
-      const tiles = software ? { t64x64: GEMM_TILES.t64x64 } : GEMM_TILES;
-      const plan = devicePlan(this.ctx.device.limits, this.weights.wtype, software, tiles, this.minSplitK);
+      const plan = devicePlan(this.ctx.device.limits, this.weights.wtype, { software, minSplitK: this.minSplitK });
       this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), plan);
     }
     return this.forwardPromise;

@@ -147,12 +147,18 @@ export const GEMM_PLAN: GemmPlan = { tiles: GEMM_TILES, minSplitK: 256 };
 
 /**
  * The plan for a device's weights of `wtype`: a hardware adapter gets the
- * wide tile where it runs it, the square tile and (float weights) the
- * retiling of unsplit products; a software one `tiles` alone.
+ * tiles (by default all of GEMM_TILES), the wide tile where it runs it, the
+ * square tile and (float weights) the retiling of unsplit products; a
+ * software adapter gains nothing from tile shapes, so it gets the 64x64
+ * tile alone (one pipeline a product to compile instead of several).
  */
-export function devicePlan(limits: GPUSupportedLimits, wtype: WeightType, software: boolean, tiles: Record<string, GemmTile>, minSplitK = GEMM_PLAN.minSplitK): GemmPlan {
-  if (software) return { tiles, minSplitK };
-  return { tiles, minSplitK, wide: wideTileFor(limits, wtype), square: SQUARE_TILE, retileUnsplit: wtype === "f32" || wtype === "f16" };
+export function devicePlan(
+  limits: GPUSupportedLimits,
+  wtype: WeightType,
+  { software = false, tiles, minSplitK = GEMM_PLAN.minSplitK }: { software?: boolean; tiles?: Record<string, GemmTile>; minSplitK?: number } = {},
+): GemmPlan {
+  if (software) return { tiles: tiles ?? { t64x64: GEMM_TILES.t64x64 }, minSplitK };
+  return { tiles: tiles ?? GEMM_TILES, minSplitK, wide: wideTileFor(limits, wtype), square: SQUARE_TILE, retileUnsplit: wtype === "f32" || wtype === "f16" };
 }
 
 /** Every tile the launch rules may pick from a plan: its tiles, the wide one and the square one. */
