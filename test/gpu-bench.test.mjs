@@ -1,14 +1,15 @@
 // The GPU benchmark's accounting (src/gpu/bench.ts), on SwiftShader with a
 // tiny fixture model: every prefill row carries the dispatches a forward
 // pass records and what they cost at the measured per-dispatch floor, and
-// the best and median call's rate.
+// the best and median call's rate; the multiply-add peak probe does the
+// work it is timed for.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { gpuOrSkip } from "./gpu-support.mjs";
 import { loadFixture, openFixtureModel } from "./helpers/fixtures.mjs";
 
 const { createWebGpuEngine } = await import("../dist/gpu/engine.js");
-const { benchWebGpuPrefill } = await import("../dist/gpu/bench.js");
+const { benchWebGpuPrefill, runFmaPeak } = await import("../dist/gpu/bench.js");
 
 test("prefill rows: dispatches per forward pass (embed, 11 per layer, final norm, head) and their floor", async () => {
   const ctx = await gpuOrSkip();
@@ -34,6 +35,17 @@ test("prefill rows: dispatches per forward pass (embed, 11 per layer, final norm
   } finally {
     await engine.dispose();
   }
+});
+
+test("the multiply-add peak probe does every step it is timed for (8 vec4 chains of ITER steps a thread)", async () => {
+  const ctx = await gpuOrSkip();
+  if (!ctx) return;
+  const r = await runFmaPeak(ctx, 3, 37, 1);
+  assert.is(r.macs, 3 * 256 * 37 * 32);
+  assert.is(r.sums.length, 3 * 256);
+  // m = c = 1: chain j ends at j + ITER in each of its 4 lanes
+  for (const s of r.sums) assert.is(s, 4 * (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7) + 32 * 37);
+  assert.ok(r.seconds > 0 && Number.isFinite(r.seconds), String(r.seconds));
 });
 
 test.run();

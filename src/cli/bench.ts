@@ -2,15 +2,15 @@
  * `metala bench`: decode and prefill speed of one engine on one model, set
  * against limits measured in the same run: decode against the engine's own
  * memory bandwidth (the roofline of a bandwidth-bound decode step), prefill
- * (where the engine offers a compute probe) against the peak rate of the
- * multiply-add instructions its products use; and peak memory.
+ * against the peak rate of the multiply-add instructions its products use
+ * (where the engine offers a compute probe: both do); and peak memory.
  *
  *   metala bench [--model DIR | --preset NAME] [--device wasm|webgpu] [--dtype f32|f16|q8|q4]
  *                [--threads N] [--prompt-tokens 512] [--decode-tokens 64] [--repeats 3] [--json]
  *
  * Engines plug in through BENCH_DEVICES: each loads a model and offers a
  * read-bandwidth probe (and optionally a compute probe) run with the same
- * threads in the same process.
+ * threads, or on the same device, in the same process.
  */
 import type { Engine } from "../engine.js";
 import { MetalaError } from "../errors.js";
@@ -32,8 +32,8 @@ export interface BenchTarget {
   weightBytes: number;
   /** Read bandwidth of the engine's memory in GB/s, same threads, this process. */
   probeBandwidth(): number | Promise<number>;
-  /** The prefill's compute limit, where the engine can measure it (wasm): multiply-adds per prompt token, and their peak rate in GMAC/s with the same threads in this process. */
-  compute?: { macsPerPromptToken: number; probe(): number };
+  /** The prefill's compute limit: multiply-adds per prompt token, and their peak rate in GMAC/s with the same threads (wasm) or device (webgpu) in this process. */
+  compute?: { macsPerPromptToken: number; probe(): number | Promise<number> };
 }
 
 export type BenchDevice = (source: WeightSource, opts: { dtype: BenchDType; threads?: number }) => Promise<BenchTarget>;
@@ -62,6 +62,7 @@ export const BENCH_DEVICES: Record<string, BenchDevice> = {
       weightBytesPerToken: engine.weightBytesPerToken,
       weightBytes: engine.weightBytes,
       probeBandwidth: () => engine.probeBandwidth(),
+      compute: { macsPerPromptToken: engine.macsPerPromptToken, probe: () => engine.probeCompute() },
     };
   },
 };
@@ -135,17 +136,20 @@ export async function main(args: string[]): Promise<void> {
 
   // the fastest of `repeats` prefills: on a shared machine the slower ones
   // measure the neighbours; likewise the compute probe, each run right
-  // before a prefill
+  // after a prefill
   const prompt = tokens(promptTokens, vocab, 1);
   let prefillSeconds = Infinity;
   let macRate = 0;
   let last: Float32Array[] = [];
   for (let r = 0; r < repeats; r++) {
-    if (target.compute) macRate = Math.max(macRate, target.compute.probe());
     session.reset();
     const t = performance.now();
     last = await session.prefill(prompt, "last");
     prefillSeconds = Math.min(prefillSeconds, (performance.now() - t) / 1000);
+    // after the prefill, not before it: right after the GPU probe's burst of multiply-adds the
+    // prefill ran slower in two runs of three (H200, 380m f32, best of 3, K tok/s: 37.3, 39.2,
+    // 38.9 with the probe before; 37.1, 41.7, 41.1 after)
+    if (target.compute) macRate = Math.max(macRate, await target.compute.probe());
   }
 
   // decode and the bandwidth probe alike: the best of `repeats`, each decode

@@ -8,7 +8,7 @@
  */
 import { emptyState, type Engine, type EngineSession, type LogitsWanted, type ModelState } from "../engine.js";
 import { MetalaError } from "../errors.js";
-import type { MetalaConfig } from "../model/config.js";
+import { productMacsPerToken, type MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { wasmFeatures } from "./features.js";
 import { Forward, CHUNK, planActivations, planState, type Activations, type StateSlot } from "./forward.js";
@@ -149,7 +149,7 @@ class WasmEngineImpl implements WasmEngine {
     this.description = `wasm ${build} ${dtype} x${threads} thread${threads > 1 ? "s" : ""}`;
     this.weightBytes = weights.end - weights.start;
     this.weightBytesPerToken = weights.bytesPerToken;
-    this.macsPerPromptToken = weights.layers.reduce((s, l) => s + [l.wx, l.wo, l.w12, l.w3].reduce((t, m) => t + m.rows * m.cols, 0), 0);
+    this.macsPerPromptToken = productMacsPerToken(config);
   }
 
   createSession(): EngineSession {

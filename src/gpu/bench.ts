@@ -2,7 +2,8 @@ import type { GluActivation } from "../model/config.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { devicePlan, GEMM_TILES, GemmOp, MAX_SPLITS, RESIDUAL_SPLIT_COUNTS, SPLIT_COUNTS, chooseProduct, chooseResidual, planTiles, type GemmEpilogue, type GemmTile } from "./gemm.js";
 import { GEMM_FAMILIES, OP_FAMILIES, type GpuForward, type OpFamily } from "./forward.js";
-import { Pipelines, storageBuffer, uniformU32 } from "./pipelines.js";
+import { Pipelines, pipelinesFor, storageBuffer, uniformU32, uploadF32 } from "./pipelines.js";
+import { readF32 } from "./readback.js";
 import { warmUp } from "../runtime/warm-up.js";
 
 /** Wall time of `reps` recordings of `encode` in one pass and one submission, after one warm-up submission. */
@@ -256,10 +257,16 @@ async function readBackSpeed(device: GPUDevice) {
   return out;
 }
 
-/** Read bandwidth of the device's memory in GB/s: a 512 MB buffer (less where the binding limit is lower) read by every multiprocessor. */
+/**
+ * Read bandwidth of the device's memory in GB/s: a 512 MB buffer (less
+ * where the binding limit is lower) read by every multiprocessor; 64 MB on
+ * a software adapter (host memory either way: past its caches, and the
+ * probe takes seconds instead of tens of seconds there).
+ */
 export async function probeGpuBandwidth(ctx: GpuContext): Promise<number> {
   const { device } = ctx;
-  const bytes = Math.min(512 << 20, Math.floor(ctx.info.limits!.maxStorageBufferBindingSize / 16) * 16);
+  const software = ctx.info.isFallbackAdapter === true;
+  const bytes = Math.min((software ? 64 : 512) << 20, Math.floor(ctx.info.limits!.maxStorageBufferBindingSize / 16) * 16);
   const threads = 256 * 1024;
   const p = new Pipelines(device);
   const pipeline = await p.pipeline({ files: ["bandwidth.wgsl"], defs: { THREADS: threads }, bindings: ["read", "rw"] });
@@ -278,4 +285,47 @@ export async function probeGpuBandwidth(ctx: GpuContext): Promise<number> {
   src.destroy();
   dst.destroy();
   return bytes / s / 1e9;
+}
+
+/**
+ * Runs shaders/fma-peak.wgsl on `workgroups` workgroups of 256 threads,
+ * ITER = `iter` (m = c = 1), and returns the seconds of one dispatch
+ * (timeGpu over `reps`) and every thread's sum (4 * 28 + 32 * iter where
+ * the chains ran: the test's check that the timed work was done).
+ */
+export async function runFmaPeak(ctx: GpuContext, workgroups: number, iter: number, reps: number): Promise<{ seconds: number; macs: number; sums: Float32Array }> {
+  const { device } = ctx;
+  const p = pipelinesFor(device);
+  const pipeline = await p.pipeline({ files: ["fma-peak.wgsl"], defs: { ITER: iter }, bindings: ["read", "rw"] });
+  const threads = workgroups * 256;
+  const mc = uploadF32(device, new Float32Array(8).fill(1), "fma-peak m, c");
+  const dst = storageBuffer(device, threads * 4, "fma-peak sums");
+  try {
+    const bg = p.bindGroup(["read", "rw"], [mc, dst]);
+    const seconds = await timeGpu(
+      device,
+      (pass) => {
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bg);
+        pass.dispatchWorkgroups(workgroups);
+      },
+      reps,
+    );
+    return { seconds, macs: threads * iter * 32, sums: await readF32(device, dst, threads) };
+  } finally {
+    mc.destroy();
+    dst.destroy();
+  }
+}
+
+/**
+ * Peak rate of the device's f32 multiply-adds in GMAC/s (the prefill's
+ * compute limit: its products are f32 FMAs): 512K threads of 8 vec4 FMA
+ * chains, 16K steps each (275 GMAC, ~10 ms on an H200); a software adapter
+ * gets 4K threads of 1K steps.
+ */
+export async function probeGpuCompute(ctx: GpuContext): Promise<number> {
+  const software = ctx.info.isFallbackAdapter === true;
+  const r = await runFmaPeak(ctx, software ? 16 : 2048, software ? 1024 : 16384, software ? 1 : 3);
+  return r.macs / r.seconds / 1e9;
 }

@@ -1,6 +1,6 @@
 import { emptyState, type Engine, type EngineSession, type LogitsWanted, type ModelState } from "../engine.js";
 import { MetalaError } from "../errors.js";
-import type { MetalaConfig } from "../model/config.js";
+import { productMacsPerToken, type MetalaConfig } from "../model/config.js";
 import type { WeightSource } from "../model/source.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { STAGES_PER_LAYER, GpuForward, type StateLayout } from "./forward.js";
@@ -58,6 +58,10 @@ export interface WebGpuEngine extends Engine {
   readonly weightBytesPerToken: number;
   /** Read bandwidth of the device memory in GB/s. */
   probeBandwidth(): Promise<number>;
+  /** Multiply-adds of the layers' products per prompt token (productMacsPerToken). */
+  readonly macsPerPromptToken: number;
+  /** Peak rate of the device's f32 multiply-adds in GMAC/s (probeGpuCompute). */
+  probeCompute(): Promise<number>;
 }
 
 class GpuEngine implements WebGpuEngine {
@@ -111,6 +115,15 @@ class GpuEngine implements WebGpuEngine {
   async probeBandwidth(): Promise<number> {
     const { probeGpuBandwidth } = await import("./bench.js");
     return probeGpuBandwidth(this.ctx);
+  }
+
+  get macsPerPromptToken(): number {
+    return productMacsPerToken(this.config);
+  }
+
+  async probeCompute(): Promise<number> {
+    const { probeGpuCompute } = await import("./bench.js");
+    return probeGpuCompute(this.ctx);
   }
 
   markLost(reason: string): void {

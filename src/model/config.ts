@@ -120,6 +120,16 @@ export function parseConfig(raw: unknown, source = "config.json"): MetalaConfig 
   };
 }
 
+/**
+ * Multiply-adds a prompt token costs in the layers' products (q|k_gate|v|g,
+ * out, the GLU's two halves, down): every element of those matrices once.
+ * The prefill's compute limit is their peak rate over this (metala bench).
+ */
+export function productMacsPerToken(c: MetalaConfig): number {
+  const d = c.hiddenSize;
+  return c.numLayers * d * (2 * c.keyDim + 2 * d + d + 3 * c.gluDim);
+}
+
 /** Parameters of the model (tied head counted once). */
 export function parameterCount(c: MetalaConfig, tied: boolean): number {
   const d = c.hiddenSize;
