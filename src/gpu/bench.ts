@@ -3,6 +3,7 @@ import { openDevice, type GpuContext } from "./device.js";
 import { devicePlan, GEMM_TILES, GemmOp, MAX_SPLITS, RESIDUAL_SPLIT_COUNTS, SPLIT_COUNTS, chooseProduct, chooseResidual, planTiles, type GemmEpilogue, type GemmTile } from "./gemm.js";
 import { GEMM_FAMILIES, OP_FAMILIES, type GpuForward, type OpFamily } from "./forward.js";
 import { Pipelines, pipelinesFor, storageBuffer, uniformU32, uploadF32 } from "./pipelines.js";
+import type { ShaderDefs } from "./shaders.js";
 import { readF32 } from "./readback.js";
 import { warmUp } from "../runtime/warm-up.js";
 
@@ -268,23 +269,30 @@ export async function probeGpuBandwidth(ctx: GpuContext): Promise<number> {
   const software = ctx.info.isFallbackAdapter === true;
   const bytes = Math.min((software ? 64 : 512) << 20, Math.floor(ctx.info.limits!.maxStorageBufferBindingSize / 16) * 16);
   const threads = 256 * 1024;
-  const p = new Pipelines(device);
-  const pipeline = await p.pipeline({ files: ["bandwidth.wgsl"], defs: { THREADS: threads }, bindings: ["read", "rw"] });
   const src = storageBuffer(device, bytes, "bandwidth src");
   const dst = storageBuffer(device, threads * 4, "bandwidth dst");
-  const bg = p.bindGroup(["read", "rw"], [src, dst]);
-  const s = await timeGpu(
+  try {
+    return bytes / (await timeProbe(device, "bandwidth.wgsl", { THREADS: threads }, [src, dst], threads / 256, 10)) / 1e9;
+  } finally {
+    src.destroy();
+    dst.destroy();
+  }
+}
+
+/** Seconds of one dispatch of a probe kernel (one read and one read-write binding) over `workgroups`, timeGpu over `reps`. */
+async function timeProbe(device: GPUDevice, file: string, defs: ShaderDefs, buffers: [GPUBuffer, GPUBuffer], workgroups: number, reps: number): Promise<number> {
+  const p = pipelinesFor(device);
+  const pipeline = await p.pipeline({ files: [file], defs, bindings: ["read", "rw"] });
+  const bg = p.bindGroup(["read", "rw"], buffers);
+  return timeGpu(
     device,
     (pass) => {
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, bg);
-      pass.dispatchWorkgroups(threads / 256);
+      pass.dispatchWorkgroups(workgroups);
     },
-    10,
+    reps,
   );
-  src.destroy();
-  dst.destroy();
-  return bytes / s / 1e9;
 }
 
 /**
@@ -295,22 +303,11 @@ export async function probeGpuBandwidth(ctx: GpuContext): Promise<number> {
  */
 export async function runFmaPeak(ctx: GpuContext, workgroups: number, iter: number, reps: number): Promise<{ seconds: number; macs: number; sums: Float32Array }> {
   const { device } = ctx;
-  const p = pipelinesFor(device);
-  const pipeline = await p.pipeline({ files: ["fma-peak.wgsl"], defs: { ITER: iter }, bindings: ["read", "rw"] });
   const threads = workgroups * 256;
   const mc = uploadF32(device, new Float32Array(8).fill(1), "fma-peak m, c");
   const dst = storageBuffer(device, threads * 4, "fma-peak sums");
   try {
-    const bg = p.bindGroup(["read", "rw"], [mc, dst]);
-    const seconds = await timeGpu(
-      device,
-      (pass) => {
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bg);
-        pass.dispatchWorkgroups(workgroups);
-      },
-      reps,
-    );
+    const seconds = await timeProbe(device, "fma-peak.wgsl", { ITER: iter }, [mc, dst], workgroups, reps);
     return { seconds, macs: threads * iter * 32, sums: await readF32(device, dst, threads) };
   } finally {
     mc.destroy();
