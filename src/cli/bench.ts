@@ -2,14 +2,14 @@
  * `metala bench`: decode and prefill speed of one engine on one model, set
  * against limits measured in the same run: decode against the engine's own
  * memory bandwidth (the roofline of a bandwidth-bound decode step), prefill
- * against the peak rate of the multiply-add instructions its products use
- * (where the engine offers a compute probe: both do); and peak memory.
+ * against the peak rate of the multiply-add instructions its products use;
+ * and peak memory.
  *
  *   metala bench [--model DIR | --preset NAME] [--device wasm|webgpu] [--dtype f32|f16|q8|q4]
  *                [--threads N] [--prompt-tokens 512] [--decode-tokens 64] [--repeats 3] [--json]
  *
- * Engines plug in through BENCH_DEVICES: each loads a model and offers a
- * read-bandwidth probe (and optionally a compute probe) run with the same
+ * Engines plug in through BENCH_DEVICES: each loads a model into an engine
+ * that offers a read-bandwidth probe and a compute probe, run with the same
  * threads, or on the same device, in the same process.
  */
 import type { Engine } from "../engine.js";
@@ -21,19 +21,24 @@ import { warmUp } from "../runtime/warm-up.js";
 
 type BenchDType = Dtype;
 
-/** What bench needs from an engine beyond the Engine interface. */
-export interface BenchTarget {
-  engine: Engine;
-  dtype: string;
-  threads: number;
+/** What bench measures an engine by, beyond the Engine interface (the wasm and the webgpu engine both offer it). */
+export interface Benchable extends Engine {
+  readonly dtype: string;
   /** Bytes one decode step reads from memory. */
-  weightBytesPerToken: number;
+  readonly weightBytesPerToken: number;
   /** Bytes of weights held by the engine (the peak-RSS budget is 1.2x this + 100 MB). */
-  weightBytes: number;
-  /** Read bandwidth of the engine's memory in GB/s, same threads, this process. */
+  readonly weightBytes: number;
+  /** The prefill's compute: multiply-adds of the layers' products per prompt token. */
+  readonly macsPerPromptToken: number;
+  /** Read bandwidth of the engine's memory in GB/s, same threads or device, this process. */
   probeBandwidth(): number | Promise<number>;
-  /** The prefill's compute limit: multiply-adds per prompt token, and their peak rate in GMAC/s with the same threads (wasm) or device (webgpu) in this process. */
-  compute?: { macsPerPromptToken: number; probe(): number | Promise<number> };
+  /** Peak rate in GMAC/s of the multiply-adds its products use, same threads or device, this process. */
+  probeCompute(): number | Promise<number>;
+}
+
+export interface BenchTarget {
+  engine: Benchable;
+  threads: number;
 }
 
 export type BenchDevice = (source: WeightSource, opts: { dtype: BenchDType; threads?: number }) => Promise<BenchTarget>;
@@ -42,28 +47,13 @@ export const BENCH_DEVICES: Record<string, BenchDevice> = {
   async wasm(source, opts) {
     const { createWasmEngine } = await import("../cpu/engine.js");
     const engine = await createWasmEngine(source, opts);
-    return {
-      engine,
-      dtype: engine.dtype,
-      threads: engine.threads,
-      weightBytesPerToken: engine.weightBytesPerToken,
-      weightBytes: engine.weightBytes,
-      probeBandwidth: () => engine.probeBandwidth(),
-      compute: { macsPerPromptToken: engine.macsPerPromptToken, probe: () => engine.probeCompute() },
-    };
+    return { engine, threads: engine.threads };
   },
   async webgpu(source, opts) {
     const { createWebGpuEngine } = await import("../gpu/engine.js");
     const engine = await createWebGpuEngine(source, { dtype: opts.dtype });
-    return {
-      engine,
-      dtype: engine.dtype,
-      threads: 1, // one host thread drives the GPU
-      weightBytesPerToken: engine.weightBytesPerToken,
-      weightBytes: engine.weightBytes,
-      probeBandwidth: () => engine.probeBandwidth(),
-      compute: { macsPerPromptToken: engine.macsPerPromptToken, probe: () => engine.probeCompute() },
-    };
+    // one host thread drives the GPU
+    return { engine, threads: 1 };
   },
 };
 
@@ -124,9 +114,10 @@ export async function main(args: string[]): Promise<void> {
   const source = await openSource(f.model as string | undefined, f.preset as string | undefined);
   const t0 = performance.now();
   const target = await BENCH_DEVICES[deviceName](source, { dtype, threads });
+  const { engine } = target;
   const loadSeconds = (performance.now() - t0) / 1000;
   const vocab = source.config.vocabSize;
-  const session = target.engine.createSession();
+  const session = engine.createSession();
 
   // warm-up at the measured length: the wasm tiers compile the hot kernels,
   // a GPU driver sets up the pipelines of this shape and raises its clocks
@@ -149,7 +140,7 @@ export async function main(args: string[]): Promise<void> {
     // after the prefill, not before it: right after the GPU probe's burst of multiply-adds the
     // prefill ran slower in two runs of three (H200, 380m f32, best of 3, K tok/s: 37.3, 39.2,
     // 38.9 with the probe before; 37.1, 41.7, 41.1 after)
-    if (target.compute) macRate = Math.max(macRate, await target.compute.probe());
+    macRate = Math.max(macRate, await engine.probeCompute());
   }
 
   // decode and the bandwidth probe alike: the best of `repeats`, each decode
@@ -159,31 +150,23 @@ export async function main(args: string[]): Promise<void> {
   let bandwidth = 0;
   let decodeRate = 0;
   for (let r = 0; r < repeats; r++) {
-    bandwidth = Math.max(bandwidth, await target.probeBandwidth());
+    bandwidth = Math.max(bandwidth, await engine.probeBandwidth());
     const t = performance.now();
     for (let i = 0; i < decodeTokens; i++) next = argmax(await session.step(next));
     decodeRate = Math.max(decodeRate, decodeTokens / ((performance.now() - t) / 1000));
   }
 
-  const roofline = (bandwidth * 1e9) / target.weightBytesPerToken;
+  const roofline = (bandwidth * 1e9) / engine.weightBytesPerToken;
   const prefillRate = promptTokens / prefillSeconds;
   // counts the classical multiply-adds: the wasm engine's large float products do 7/8 of them (Strassen,
   // src/cpu/matmat.ts), so f32/f16 prefill may pass this limit by up to 8/7 on those
-  const prefillRoofline = target.compute && (macRate * 1e9) / target.compute.macsPerPromptToken;
-  const compute = target.compute && {
-    mac_rate_gmac_s: round(macRate, 2),
-    macs_per_prompt_token: target.compute.macsPerPromptToken,
-    prefill_roofline_tokens_per_s: round(prefillRoofline!, 2),
-    prefill_vs_roofline: round(prefillRate / prefillRoofline!, 3),
-    // the most prefill_vs_decode can be on this host: both rooflines' ratio
-    prefill_vs_decode_limit: round(prefillRoofline! / roofline, 2),
-  };
-  const rssLimitMb = (1.2 * target.weightBytes) / 1e6 + 100;
+  const prefillRoofline = (macRate * 1e9) / engine.macsPerPromptToken;
+  const rssLimitMb = (1.2 * engine.weightBytes) / 1e6 + 100;
   const result = {
     device: deviceName,
-    description: target.engine.description,
+    description: engine.description,
     model: source.label,
-    dtype: target.dtype,
+    dtype: engine.dtype,
     threads: target.threads,
     load_s: round(loadSeconds, 2),
     prompt_tokens: promptTokens,
@@ -191,17 +174,22 @@ export async function main(args: string[]): Promise<void> {
     prefill_tokens_per_s: round(prefillRate, 2),
     decode_tokens_per_s: round(decodeRate, 2),
     prefill_vs_decode: round(prefillRate / decodeRate, 2),
-    weight_bytes: target.weightBytes,
-    weight_bytes_per_token: target.weightBytesPerToken,
+    weight_bytes: engine.weightBytes,
+    weight_bytes_per_token: engine.weightBytesPerToken,
     mem_bandwidth_gb_s: round(bandwidth, 2),
     decode_roofline_tokens_per_s: round(roofline, 2),
     decode_vs_roofline: round(decodeRate / roofline, 3),
-    ...compute,
+    mac_rate_gmac_s: round(macRate, 2),
+    macs_per_prompt_token: engine.macsPerPromptToken,
+    prefill_roofline_tokens_per_s: round(prefillRoofline, 2),
+    prefill_vs_roofline: round(prefillRate / prefillRoofline, 3),
+    // the most prefill_vs_decode can be on this host: both rooflines' ratio
+    prefill_vs_decode_limit: round(prefillRoofline / roofline, 2),
     peak_rss_mb: round(peakRssBytes() / 1e6, 1),
     peak_rss_limit_mb: round(rssLimitMb, 1),
   };
   session.dispose();
-  await target.engine.dispose();
+  await engine.dispose();
   await source.close();
 
   if (f.json) {
@@ -213,11 +201,7 @@ export async function main(args: string[]): Promise<void> {
     `prefill  ${result.prefill_tokens_per_s} tok/s (${promptTokens} tokens)`,
     `decode   ${result.decode_tokens_per_s} tok/s (${decodeTokens} tokens), ${(100 * result.decode_vs_roofline).toFixed(1)}% of the roofline ${result.decode_roofline_tokens_per_s} tok/s`,
     `memory   ${result.mem_bandwidth_gb_s} GB/s read, ${(result.weight_bytes_per_token / 1e6).toFixed(1)} MB per token`,
-    ...(compute
-      ? [
-          `compute  ${compute.mac_rate_gmac_s} GMAC/s peak, ${(compute.macs_per_prompt_token / 1e6).toFixed(1)}M MACs per prompt token: prefill at ${(100 * compute.prefill_vs_roofline).toFixed(1)}% of the roofline ${compute.prefill_roofline_tokens_per_s} tok/s; prefill/decode at most ${compute.prefill_vs_decode_limit}x here`,
-        ]
-      : []),
+    `compute  ${result.mac_rate_gmac_s} GMAC/s peak, ${(result.macs_per_prompt_token / 1e6).toFixed(1)}M MACs per prompt token: prefill at ${(100 * result.prefill_vs_roofline).toFixed(1)}% of the roofline ${result.prefill_roofline_tokens_per_s} tok/s; prefill/decode at most ${result.prefill_vs_decode_limit}x here`,
     `peak RSS ${result.peak_rss_mb} MB (limit ${result.peak_rss_limit_mb} MB)`,
   ];
   process.stdout.write(lines.join("\n") + "\n");
