@@ -16,8 +16,11 @@
 // Rows past the prompt (the padding of the last chunk) get gk = 0 and k = 0:
 // no decay and no contribution, so the chunk's last row carries the true
 // total decay.
+// With COPY_STATE, the layer's state before the prompt is also copied to
+// `stash`, where gla-parallel.wgsl reads it while overwriting the state.
 // Needs math.wgsl. Host constants: DK (key dims, all heads), NP (row stride
-// of the projection buffer), A_OFF (column of k_gate in it), MAX_SPLITS.
+// of the projection buffer), A_OFF (column of k_gate in it), MAX_SPLITS,
+// COPY_STATE: bool, SN (floats of the state).
 
 struct Dims { T: u32, nC: u32, start: u32, splits: u32, psplits: u32 }
 
@@ -27,6 +30,8 @@ struct Dims { T: u32, nC: u32, start: u32, splits: u32, psplits: u32 }
 @group(0) @binding(3) var<storage, read_write> Kk: array<f32>;
 @group(0) @binding(4) var<storage, read> partials: array<f32>;
 @group(0) @binding(5) var<storage, read> pbias: array<f32>;
+@group(0) @binding(6) var<storage, read> state: array<f32>;
+@group(0) @binding(7) var<storage, read_write> stash: array<f32>;
 
 var<workgroup> gkm: array<f32, 4096>;  // [token][dim] of the chunk
 
@@ -34,6 +39,13 @@ var<workgroup> gkm: array<f32, 4096>;  // [token][dim] of the chunk
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = wid.y;
   let c0 = wid.x * 64u;
+  if (COPY_STATE) {
+    // a slice of the state per workgroup
+    let groups = (NP + 63u) / 64u;
+    let per = (SN + groups * dims.nC - 1u) / (groups * dims.nC);
+    let first = (c * groups + wid.x) * per;
+    for (var e = first + tid; e < min(first + per, SN); e += 256u) { stash[e] = state[e]; }
+  }
   let S = dims.psplits;
   if (S > 0u) {
     // (a constant trip count, not e < N from tid: the compiler unrolls it and issues the loads together)

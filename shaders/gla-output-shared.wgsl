@@ -1,13 +1,14 @@
 // What the two output kernels of the chunked GLA (gla-output.wgsl per chunk,
 // gla-output-sub.wgsl per sub-chunk) share: staging of S0's rows and of
 // values into workgroup memory, and what follows the GLA per token and head
-// (spec §2 steps 5-7), for rows each held by TPR invocations (columns g,
-// g + TPR, ... of the head's V):
+// (spec §2 steps 5-7), for rows each held by TPR invocations (invocation g
+// of a row holds its columns col_of(g, u), u < VPT, of the head's V):
 //   o += sigmoid((q . (k * w_aug)) * v)     self-augmentation, q unscaled
 //   o  = LayerNorm_V(o)                     eps 1e-5, no affine
 //   y  = silu(g) * o                        written to O
 // Needs math.wgsl, and from the including kernel: the constants TPR, VPT,
-// H, K, V, D, NP, V_OFF, G_OFF, workgroup memory sm, 256 invocations. Loops
+// H, K, V, D, NP, V_OFF, G_OFF, fn col_of, workgroup memory sm (at least
+// 256 floats), 256 invocations. Loops
 // have constant trip counts, so the compiler unrolls them and issues the
 // loads together.
 
@@ -89,7 +90,7 @@ fn row_sum(x: f32, r: u32, g: u32) -> f32 {
 fn gate_row(o: ptr<function, array<f32, VPT>>, qkw: f32, row: u32, h: u32, r: u32, g: u32, live: bool) {
   var sum = 0.0;
   for (var u = 0u; u < VPT; u++) {
-    let col = g + TPR * u;
+    let col = col_of(g, u);
     if (col < V) {
       (*o)[u] += sigmoid(qkw * P[row * NP + V_OFF + h * V + col]);
       sum += (*o)[u];
@@ -98,12 +99,12 @@ fn gate_row(o: ptr<function, array<f32, VPT>>, qkw: f32, row: u32, h: u32, r: u3
   let mean = row_sum(sum, r, g) / f32(V);
   var sq = 0.0;
   for (var u = 0u; u < VPT; u++) {
-    if (g + TPR * u < V) { sq += ((*o)[u] - mean) * ((*o)[u] - mean); }
+    if (col_of(g, u) < V) { sq += ((*o)[u] - mean) * ((*o)[u] - mean); }
   }
   let inv = inverseSqrt(row_sum(sq, r, g) / f32(V) + 1e-5);
   if (live) {
     for (var u = 0u; u < VPT; u++) {
-      let col = g + TPR * u;
+      let col = col_of(g, u);
       if (col < V) { O[row * D + h * V + col] = silu(P[row * NP + G_OFF + h * V + col]) * ((*o)[u] - mean) * inv; }
     }
   }

@@ -28,6 +28,8 @@
 
 const TPR: u32 = 16u;
 const VPT: u32 = (V + 15u) / 16u;
+// invocation g of a row holds its columns g, g + TPR, ...
+fn col_of(g: u32, u: u32) -> u32 { return g + TPR * u; }
 // Workgroup memory, one array carved per phase:
 //   keys phase:   k [64][KS] | b [64][KS] | q, s q exp(b), q exp(b - b_n): [16][16] each | S0 rows [16][V]
 //   values phase: A [16][64] | v [16][V]

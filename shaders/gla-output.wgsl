@@ -22,6 +22,8 @@
 
 const TPR: u32 = 4u;
 const VPT: u32 = (V + 3u) / 4u;
+// invocation g of a row holds its columns g, g + TPR, ...
+fn col_of(g: u32, u: u32) -> u32 { return g + TPR * u; }
 // Workgroup memory, one array carved per phase:
 //   keys phase: k [64][16] | b [64][16] | k rescaled for sub-chunks 1..3 [96][16] | S0 rows [16][V]
 //   values phase: A [64][64] | v [16][V]

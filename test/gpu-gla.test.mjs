@@ -11,11 +11,12 @@ const { glaRecurrent } = await import("../dist/reference/gla.js");
 let pipelines;
 
 /**
- * Runs the GPU GLA (decay/key, 3 chunk passes, aug + head norm + gate) on
+ * Runs the GPU GLA (decay/key, then the 3 chunked passes or, up to
+ * `parallelMax` tokens, the parallel pass; aug + head norm + gate) on
  * random projections; with `split` the projections arrive as bias + two
  * split-K partial sums (P itself holds garbage) for decay/key to complete.
  */
-async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1, enough, split = false }) {
+async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1, enough, parallelMax = 0, split = false }) {
   const { device } = ctx;
   pipelines ??= new Pipelines(device);
   const DK = H * K, D = H * V, NP = 2 * DK + 2 * D;
@@ -41,7 +42,7 @@ async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1, enoug
     partials: uploadF32(device, Float32Array.from([...part0, ...part1])),
     projBias: uploadF32(device, bias),
   };
-  const op = await GlaOp.create(pipelines, m, bufs, enough);
+  const op = await GlaOp.create(pipelines, m, bufs, enough, parallelMax);
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   op.encode(pass, T, nC);
@@ -73,6 +74,14 @@ async function runGla(ctx, { H, K, V, T, aShift = 0, aScale = 3, seed = 1, enoug
   return { O, S, want, Sref, keys, wantKeys: seq.k, minAlpha: Math.min(...seq.gk.map((g) => Math.min(...g))) };
 }
 
+// The GLA's forms: chunked, with the chunk-state kernel's value columns whole (and the output per
+// chunk) or split over two workgroups (the output per sub-chunk); and the parallel pass.
+const forms = [
+  { name: "chunked VS=1", opts: { enough: 0 } },
+  { name: "chunked VS=2", opts: { enough: Infinity } },
+  { name: "parallel", opts: { parallelMax: 1024 } },
+];
+
 // The chunk-state kernel's register tiles of TK key rows (gla.ts stateKeyRows) by shape and value
 // split VS = 1, 2: the small shapes take TK = 1; metala-380m's head (K = 64, V = 128) takes 8, 4;
 // K = 60, V = 132 takes 8 with a ragged last key block, and 2 on ragged value slices (66 columns),
@@ -90,26 +99,26 @@ for (const { Ts = [1, 2, 17, 63, 64, 65, 130, 200, 600], ...sh } of shapes)
     if (!ctx) return;
     // every form of the chunk-state kernel (value columns whole, split over two workgroups) and of
     // the output kernel (per chunk with VS = 1, per sub-chunk with VS = 2); 600 tokens: a scan over
-    // 10 chunks
-    for (const VS of [1, 2])
+    // 10 chunks; and the parallel pass (600 tokens: 38 query sub-chunks over 10 chunks)
+    for (const form of forms)
       for (const T of Ts) {
-        const enough = VS === 1 ? 0 : Infinity;
-        const r = await runGla(ctx, { ...sh, T, seed: T, enough });
+        const r = await runGla(ctx, { ...sh, T, seed: T, ...form.opts });
         const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
-        assert.ok(eo < 2e-5, `T=${T} VS=${VS}: output rel error ${eo}`);
-        assert.ok(es < 2e-5, `T=${T} VS=${VS}: state rel error ${es}`);
+        assert.ok(eo < 2e-5, `T=${T} ${form.name}: output rel error ${eo}`);
+        assert.ok(es < 2e-5, `T=${T} ${form.name}: state rel error ${es}`);
       }
   });
 
 test("gla after a split projection: decay/key first completes P from bias + split-K sums", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  for (const T of [17, 130]) {
-    const r = await runGla(ctx, { H: 2, K: 16, V: 32, T, seed: 21, split: true });
-    const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
-    assert.ok(eo < 2e-5, `T=${T}: output rel error ${eo}`);
-    assert.ok(es < 2e-5, `T=${T}: state rel error ${es}`);
-  }
+  for (const parallelMax of [0, 1024])
+    for (const T of [17, 130]) {
+      const r = await runGla(ctx, { H: 2, K: 16, V: 32, T, seed: 21, split: true, parallelMax });
+      const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
+      assert.ok(eo < 2e-5, `T=${T} parallelMax=${parallelMax}: output rel error ${eo}`);
+      assert.ok(es < 2e-5, `T=${T} parallelMax=${parallelMax}: state rel error ${es}`);
+    }
 });
 
 // k = 1 - exp(gk) for weak decays (a from 2 to 9: gk from -8e-3 to -8e-6), where exp(gk) - 1 and
@@ -128,26 +137,27 @@ test("gla decay/key: weak decays keep the keys' relative precision", async () =>
 test("gla strong decay: per-token decays near 1e-6 (a chunk's total decay far below f32 range) stay finite and exact", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  // both output kernels: per chunk (enough 0), per sub-chunk (few pairs)
-  for (const enough of [0, Infinity]) for (const T of [64, 150]) {
+  // every form (both chunked output kernels, and the parallel pass, whose prompt-wide running decays
+  // reach ~-2000 at 150 tokens)
+  for (const form of forms) for (const T of [64, 150]) {
     // a ~ -220 +- 30: gk = logsigmoid(a)/16 ~ -14, so exp(-b) over 64 tokens would be ~e^880
-    const r = await runGla(ctx, { H: 2, K: 16, V: 32, T, aShift: -220, aScale: 30, seed: 5, enough });
+    const r = await runGla(ctx, { H: 2, K: 16, V: 32, T, aShift: -220, aScale: 30, seed: 5, ...form.opts });
     assert.ok(r.minAlpha < -12, `decays are strong (min log decay ${r.minAlpha})`);
     assert.ok(r.O.every(Number.isFinite) && r.S.every(Number.isFinite), "finite");
     const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
-    assert.ok(eo < 2e-5, `T=${T} enough=${enough} output rel error ${eo}`);
-    assert.ok(es < 2e-5, `T=${T} enough=${enough} state rel error ${es}`);
+    assert.ok(eo < 2e-5, `T=${T} ${form.name}: output rel error ${eo}`);
+    assert.ok(es < 2e-5, `T=${T} ${form.name}: state rel error ${es}`);
   }
 });
 
 test("gla mixed decay: some dims strong, some ~1 (the per-dimension case)", async () => {
   const ctx = await gpuOrSkip();
   if (!ctx) return;
-  for (const enough of [0, Infinity]) {
-    const r = await runGla(ctx, { H: 2, K: 16, V: 32, T: 140, aShift: -40, aScale: 60, seed: 3, enough });
+  for (const form of forms) {
+    const r = await runGla(ctx, { H: 2, K: 16, V: 32, T: 140, aShift: -40, aScale: 60, seed: 3, ...form.opts });
     const eo = relError(r.O, r.want), es = relError(r.S, r.Sref);
-    assert.ok(eo < 2e-5, `enough=${enough}: output rel error ${eo}`);
-    assert.ok(es < 2e-5, `enough=${enough}: state rel error ${es}`);
+    assert.ok(eo < 2e-5, `${form.name}: output rel error ${eo}`);
+    assert.ok(es < 2e-5, `${form.name}: state rel error ${es}`);
   }
 });
 

@@ -225,8 +225,8 @@ async function opShares(device: GPUDevice, f: GpuForward, T: number, headRows: n
   const glaKernelsMs: number[] = [];
   if (T > 1) {
     const nC = Math.ceil(T / 64);
-    for (let k = 0; k < f.layers[0].gla.kernels(nC).length; k++)
-      glaKernelsMs.push(1e3 * (await best(() => timeGpu(device, (pass) => f.layers.forEach((l) => l.gla.kernels(nC)[k].encode(pass, T, nC)), reps))));
+    for (let k = 0; k < f.layers[0].gla.kernels(T, nC).length; k++)
+      glaKernelsMs.push(1e3 * (await best(() => timeGpu(device, (pass) => f.layers.forEach((l) => l.gla.kernels(T, nC)[k].encode(pass, T, nC)), reps))));
   }
   return { glaShare: opsMs.gla / 1e3 / whole, gemmShare: (await time(GEMM_FAMILIES)) / whole, gpuSeconds: whole, submitSeconds: submitted, opsMs, glaKernelsMs };
 }

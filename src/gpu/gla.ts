@@ -3,9 +3,10 @@ import { MAX_SPLITS } from "./gemm.js";
 import type { BufferPart, Pipelines } from "./pipelines.js";
 
 /**
- * One layer's chunked GLA and what follows it per token (spec §2 steps 3-6
- * and the gate): decay and key, chunk states, the scan across chunks, then
- * the chunk outputs with self-augmentation + head norm + gate, in O.
+ * One layer's GLA and what follows it per token (spec §2 steps 3-6 and the
+ * gate), in O: decay and key, then for a long prompt the chunked passes
+ * (chunk states, the scan across chunks, the chunk outputs with
+ * self-augmentation + head norm + gate), for a short one the parallel pass.
  */
 export interface GlaBuffers {
   dims: BufferPart; // {T, nC, start}
@@ -41,6 +42,29 @@ const ENOUGH_WORKGROUPS = 256;
 const STATE_SPLITS = [1, 2];
 
 /**
+ * The longest prompt (chunk of a prompt) whose GLA takes the parallel pass
+ * (gla-parallel.wgsl: outputs over the whole prompt and the final state in
+ * one dispatch after decay/key) instead of the three chunked passes: two
+ * dispatches a layer fewer, for work that grows with the square of the
+ * prompt. H200, metala-380m f32, whole prefills against the chunked passes
+ * (builds alternating calls in one process, best of 20-40): 16 tokens
+ * -4.8%, 32 -4.4%, 64 -4.5%, 96 -2.6%, 128 -6.5%, 160 0.0%, 192 +1.0%,
+ * 256 +2.4%, 512 +10% (the pass 1.99 ms over 24 layers against 1.04 for
+ * the three it replaces).
+ */
+export const PARALLEL_MAX = 128;
+
+/**
+ * Workgroup memory of gla-parallel.wgsl (as it declares it): the scores,
+ * two [16][K] blocks of query quads and one of keys (rows padded to an odd
+ * quad count), two [16][V] blocks of values.
+ */
+function parallelPassBytes(m: ModelDefs): number {
+  const KQP = Math.ceil(m.K / 4) | 1;
+  return 512 * 4 + (32 + 16) * KQP * 16 + 32 * Math.ceil(m.V / 4) * 16;
+}
+
+/**
  * Key rows TK of each chunk-state thread's register tile (TK x 4 value
  * columns): the largest of 8, 4, 2 that still leaves a tile for each of the
  * kernel's 256 threads (a larger tile needs fewer workgroup-memory loads per
@@ -54,6 +78,9 @@ function stateKeyRows(K: number, VW: number): number {
 export class GlaOp {
   private constructor(
     private readonly decayKey: Dispatch,
+    /** for prompts of up to parallelMax tokens (none if 0): decay/key stashing the state, then the parallel pass */
+    private readonly parallel: [Dispatch, Dispatch] | undefined,
+    private readonly parallelMax: number,
     /** chunk-state kernels by value-column split VS, ascending */
     private readonly chunkStates: { VS: number; d: Dispatch }[],
     private readonly scan: Dispatch,
@@ -65,8 +92,13 @@ export class GlaOp {
     private readonly enough: number,
   ) {}
 
-  /** `enough`: workgroups to aim for when choosing the value-column split (tests force each form). */
-  static async create(p: Pipelines, m: ModelDefs, b: GlaBuffers, enough = ENOUGH_WORKGROUPS): Promise<GlaOp> {
+  /**
+   * `enough`: workgroups to aim for when choosing the value-column split;
+   * `parallelMax`: the longest prompt for the parallel pass (0: none; none either where its
+   * workgroup memory exceeds the device's). Tests force each form.
+   */
+  static async create(p: Pipelines, m: ModelDefs, b: GlaBuffers, enough = ENOUGH_WORKGROUPS, parallelMax = PARALLEL_MAX): Promise<GlaOp> {
+    if (parallelPassBytes(m) > p.device.limits.maxComputeWorkgroupStorageSize) parallelMax = 0;
     const chunkState = (VS: number) =>
       makeDispatch(
         p,
@@ -85,15 +117,27 @@ export class GlaOp {
         [b.dims, b.P, b.B, b.Kk, b.U, b.waug, b.O],
         (_T, nC) => [nC, m.H, perChunk],
       );
-    const [decayKey, chunkStates, scan, outputChunk, outputSub, step] = await Promise.all([
+    const decayKey = (COPY_STATE: boolean) =>
       makeDispatch(
         p,
         ["math.wgsl", "gla-decay-key.wgsl"],
-        { DK: m.DK, NP: m.NP, A_OFF: m.A_OFF, MAX_SPLITS },
-        ["uniform", "rw", "rw", "rw", "read", "read"],
-        [b.dims, b.P, b.B, b.Kk, b.partials, b.projBias],
+        { DK: m.DK, NP: m.NP, A_OFF: m.A_OFF, MAX_SPLITS, COPY_STATE, SN: m.H * m.K * m.V },
+        ["uniform", "rw", "rw", "rw", "read", "read", "read", "rw"],
+        [b.dims, b.P, b.B, b.Kk, b.partials, b.projBias, b.S, b.U],
         (_T, nC) => [cdiv(m.NP, 64), nC],
-      ),
+      );
+    const parallel = () =>
+      makeDispatch(
+        p,
+        ["math.wgsl", "gla-parallel.wgsl", "gla-output-shared.wgsl"],
+        { H: m.H, K: m.K, V: m.V, DK: m.DK, D: m.D, NP: m.NP, Q_OFF: m.Q_OFF, V_OFF: m.V_OFF, G_OFF: m.G_OFF, SCALE: m.SCALE },
+        ["uniform", "read", "read", "read", "read", "read", "rw", "rw"],
+        [b.dims, b.P, b.B, b.Kk, b.U, b.waug, b.O, b.S],
+        (T) => [m.H * cdiv(m.K, 16) + m.H * cdiv(T, 16)],
+      );
+    const [decayKeyPlain, parallelPasses, chunkStates, scan, outputChunk, outputSub, step] = await Promise.all([
+      decayKey(false),
+      parallelMax > 1 ? Promise.all([decayKey(true), parallel()]) : undefined,
       Promise.all(STATE_SPLITS.filter((VS) => m.V % VS === 0).map(async (VS) => ({ VS, d: await chunkState(VS) }))),
       makeDispatch(p, ["gla-scan.wgsl"], { H: m.H, K: m.K, V: m.V, DK: m.DK }, ["uniform", "read", "rw", "rw"], [b.dims, b.B, b.U, b.S], () => [cdiv(m.H * m.K * m.V, 256)]),
       output("gla-output.wgsl", 1),
@@ -107,19 +151,23 @@ export class GlaOp {
         () => [m.H],
       ),
     ]);
-    return new GlaOp(decayKey, chunkStates, scan, outputChunk, outputSub, step, m.H, enough);
+    return new GlaOp(decayKeyPlain, parallelPasses, parallelMax, chunkStates, scan, outputChunk, outputSub, step, m.H, enough);
   }
 
-  /** The chunked passes for nC chunks, in order: decay-key, chunk-state, scan, output (public for per-kernel timing). */
-  kernels(nC: number): Dispatch[] {
+  /**
+   * The passes over T tokens (nC chunks), in order (public for per-kernel
+   * timing): decay-key, then the parallel pass, or chunk-state, scan, output.
+   */
+  kernels(T: number, nC: number): Dispatch[] {
+    if (this.parallel && T <= this.parallelMax) return this.parallel;
     const vs = this.chunkStates;
     const chunkState = (vs.find((v) => nC * this.heads * v.VS >= this.enough) ?? vs[vs.length - 1]).d;
     return [this.decayKey, chunkState, this.scan, nC * this.heads >= this.enough ? this.output : this.outputSub];
   }
 
-  /** The chunked passes, or for a single token the fused recurrent step (one dispatch instead of four). */
+  /** The passes of kernels(), or for a single token the fused recurrent step (one dispatch). */
   encode(pass: GPUComputePassEncoder, T: number, nC: number): void {
     if (T === 1) this.step.encode(pass, T, nC);
-    else for (const s of this.kernels(nC)) s.encode(pass, T, nC);
+    else for (const s of this.kernels(T, nC)) s.encode(pass, T, nC);
   }
 }
