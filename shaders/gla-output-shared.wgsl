@@ -1,5 +1,5 @@
-// What the two output kernels of the chunked GLA (gla-output.wgsl per chunk,
-// gla-output-sub.wgsl per sub-chunk) share: staging of S0's rows and of
+// What the GLA's output kernels (gla-output.wgsl per chunk, gla-output-sub.wgsl
+// per sub-chunk, gla-parallel.wgsl for short prompts) share: staging of S0's rows and of
 // values into workgroup memory, and what follows the GLA per token and head
 // (spec §2 steps 5-7), for rows each held by TPR invocations (invocation g
 // of a row holds its columns col_of(g, u), u < VPT, of the head's V):
@@ -12,7 +12,8 @@
 // have constant trip counts, so the compiler unrolls them and issues the
 // loads together.
 
-// Both kernels' bindings: S0 holds the state at each chunk's start (the scan's output).
+// Their bindings: S0 holds the state at each chunk's start (the scan's output;
+// for gla-parallel.wgsl, the state before the prompt).
 struct Dims { T: u32, nC: u32, start: u32, pad: u32 }
 
 @group(0) @binding(0) var<uniform> dims: Dims;

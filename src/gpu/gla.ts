@@ -13,7 +13,7 @@ export interface GlaBuffers {
   P: BufferPart; // [T, NP] projections [q | k_gate | v | g]
   B: BufferPart; // [nC*64, DK] cumulative log decay in each chunk
   Kk: BufferPart; // [nC*64, DK] keys
-  U: BufferPart; // [nC, H, K, V] chunk contributions, then chunk start states
+  U: BufferPart; // [nC, H, K, V] chunk contributions, then chunk start states (the parallel pass: [H, K, V], the state before the prompt)
   S: BufferPart; // [H, K, V] the layer's state, read and written
   O: BufferPart; // [T, D] output
   waug: BufferPart; // [DK] aug_balance
@@ -137,7 +137,7 @@ export class GlaOp {
       );
     const [decayKeyPlain, parallelPasses, chunkStates, scan, outputChunk, outputSub, step] = await Promise.all([
       decayKey(false),
-      parallelMax > 1 ? Promise.all([decayKey(true), parallel()]) : undefined,
+      parallelMax > 0 ? Promise.all([decayKey(true), parallel()]) : undefined,
       Promise.all(STATE_SPLITS.filter((VS) => m.V % VS === 0).map(async (VS) => ({ VS, d: await chunkState(VS) }))),
       makeDispatch(p, ["gla-scan.wgsl"], { H: m.H, K: m.K, V: m.V, DK: m.DK }, ["uniform", "read", "rw", "rw"], [b.dims, b.B, b.U, b.S], () => [cdiv(m.H * m.K * m.V, 256)]),
       output("gla-output.wgsl", 1),
