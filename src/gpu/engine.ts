@@ -5,6 +5,7 @@ import type { WeightSource } from "../model/source.js";
 import { openDevice, type GpuContext } from "./device.js";
 import { STAGES_PER_LAYER, GpuForward, type StateLayout } from "./forward.js";
 import { devicePlan, GEMM_PLAN } from "./gemm.js";
+import { PARALLEL_MAX } from "./gla.js";
 import { GpuLostError } from "./lost.js";
 import { pipelinesFor, type Pipelines } from "./pipelines.js";
 import { uploadWeights, type GpuWeights } from "./weights.js";
@@ -19,6 +20,11 @@ export interface WebGpuEngineOptions {
   maxBindingBytes?: number;
   /** Least K per split-K slice (default GEMM_PLAN's; tests set it low to split a small model's products). */
   minSplitK?: number;
+  /**
+   * The longest prompt chunk whose GLA takes the parallel pass (gla.ts PARALLEL_MAX by default; 0
+   * on a software adapter, whose shader compiler spends ~10 s on that kernel, SwiftShader's for one).
+   */
+  glaParallelMax?: number;
 }
 
 /** Layers per submission of a prefill chunk once its first parts have grown to it (partsOf). */
@@ -92,6 +98,7 @@ class GpuEngine implements WebGpuEngine {
     readonly chunkTokens: number,
     private readonly ownsDevice: boolean,
     private readonly minSplitK = GEMM_PLAN.minSplitK,
+    private readonly glaParallelMax = ctx.info.isFallbackAdapter ? 0 : PARALLEL_MAX,
   ) {
     const i = ctx.info;
     this.description = `webgpu ${[i.vendor, i.architecture, i.device].filter(Boolean).join(" ") || "adapter"}${i.isFallbackAdapter ? " (software)" : ""} ${weights.wtype} weights`;
@@ -142,7 +149,7 @@ class GpuEngine implements WebGpuEngine {
       const maxTokens = this.chunkTokens;
       const software = this.ctx.info.isFallbackAdapter === true;
       const plan = devicePlan(this.ctx.device.limits, this.weights.wtype, { software, minSplitK: this.minSplitK });
-      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), plan);
+      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), plan, this.glaParallelMax);
     }
     return this.forwardPromise;
   }
@@ -518,7 +525,7 @@ export async function createWebGpuEngine(source: WeightSource, opts: WebGpuEngin
   try {
     const pipelines = pipelinesFor(ctx.device);
     weights = await uploadWeights(ctx.device, source, maxBinding, dtype);
-    const engine = new GpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context, opts.minSplitK);
+    const engine = new GpuEngine(ctx, c, pipelines, weights, chunkTokens, !opts.context, opts.minSplitK, opts.glaParallelMax);
     // built now, not at the first call: a device whose limits a kernel exceeds fails the load, which auto mode survives (runtime/load.ts)
     await engine.forward();
     return engine;

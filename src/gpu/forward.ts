@@ -1,7 +1,7 @@
 import type { MetalaConfig } from "../model/config.js";
 import { cdiv, GLA_CHUNK, makeDispatch, modelDefs, type Dispatch } from "./dispatch.js";
 import { chooseProduct, chooseResidual, GEMM_PLAN, GemmOp, MAX_SPLITS, planTiles, type GemmPlan, type GemmTile } from "./gemm.js";
-import { GlaOp } from "./gla.js";
+import { GlaOp, PARALLEL_MAX } from "./gla.js";
 import { gluActSource, storageBuffer, uniformU32, type BufferPart, type Pipelines } from "./pipelines.js";
 import type { GpuWeights } from "./weights.js";
 
@@ -154,6 +154,7 @@ export class GpuForward {
     maxTokens: number,
     logitRows: number,
     plan: GemmPlan = GEMM_PLAN,
+    glaParallelMax = PARALLEL_MAX,
   ): Promise<GpuForward> {
     const tiles = plan.tiles;
     // every tile of the plan, of which each product builds the forms launchForms found it uses
@@ -220,7 +221,7 @@ export class GpuForward {
           conv: await makeDispatch(p, ["math.wgsl", "short-conv.wgsl"], { D: d, R: CONV_ROWS }, ["uniform", "read", "read", "rw", "rw"], [dims, XN, lw.conv, layerConv(l), CV], (T) => [cdiv(d, 64), cdiv(T, CONV_ROWS)]),
           convStep: await makeDispatch(p, ["math.wgsl", "reduce.wgsl", "short-conv-step.wgsl"], normDefs, ["read", "read", "read", "read", "rw", "rw"], [X, lw.tokenNorm.w, lw.tokenNorm.b, lw.conv, layerConv(l), CV], () => [1]),
           qkvg: await GemmOp.create(p, { N: m.NP, K: d, lda: d, ldc: m.NP }, "store", c.gluAct, { rows: dims, A: CV, W: lw.wQkvg, bias: lw.bQkvg, C: P, scales: lw.scales?.qkvg, partials: splitInto("proj") }, productTiles, w.wtype, forms.proj),
-          gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: layerS(l), O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }),
+          gla: await GlaOp.create(p, m, { dims, P, B, Kk, U, S: layerS(l), O, waug: lw.waug, partials: partials ?? w.zeroBias, projBias: lw.bQkvg }, undefined, glaParallelMax),
           out: await GemmOp.create(p, { N: d, K: d, lda: d, ldc: d }, "add", c.gluAct, { rows: dims, A: O, W: lw.wOut, bias: w.zeroBias, C: X, scales: lw.scales?.out, partials: splitInto("residual") }, productTiles, w.wtype, forms.residual),
           channelNorm: await norm(dims, lw.channelNorm, XN, w.zeroBias),
           glu: await GemmOp.create(
