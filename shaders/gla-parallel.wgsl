@@ -56,12 +56,14 @@ var<workgroup> vv: array<vec4<f32>, 32u * VQ>;
 
 const KL: u32 = (16u * KQ + 255u) / 256u; // key quads a thread loads
 const VL: u32 = (16u * VQ + 255u) / 256u; // value quads a thread loads
-// A thread's key quads of a block: keys (or q), running decays, and their chunk's total decay.
+// A thread's key quads of a block: keys (or q), running decays, and (keys only) their chunk's
+// total decay. These and ValueQuads are vec4 twins of the chunked output kernels' scalar staging
+// (gla-output-shared.wgsl: vec4 column groups made the per-chunk kernel slower there, README).
 struct KeyQuads { k: array<vec4<f32>, KL>, b: array<vec4<f32>, KL>, t: array<vec4<f32>, KL> }
 alias ValueQuads = array<vec4<f32>, VL>;
 
-// Rows r0 .. r0 + 15 of head h (one chunk's): their keys (or with `query`, their q), running
-// decays and chunk total.
+// Rows r0 .. r0 + 15 of head h (one chunk's): their keys and chunk total (or with `query`, their
+// q), and running decays.
 fn load_key_quads(h: u32, r0: u32, query: bool, tid: u32) -> KeyQuads {
   var r: KeyQuads;
   let last = (r0 / 64u * 64u + 63u) * DK + h * K;
@@ -76,11 +78,11 @@ fn load_key_quads(h: u32, r0: u32, query: bool, tid: u32) -> KeyQuads {
         let d = (e % KQ) * 4u + j;
         if (d < K) {
           r.b[i][j] = B[row * DK + h * K + d];
-          r.t[i][j] = B[last + d];
           if (query) {
             if (row < dims.T) { r.k[i][j] = P[row * NP + Q_OFF + h * K + d]; }
           } else {
             r.k[i][j] = Kk[row * DK + h * K + d];
+            r.t[i][j] = B[last + d];
           }
         }
       }

@@ -98,7 +98,7 @@ class GpuEngine implements WebGpuEngine {
     readonly chunkTokens: number,
     private readonly ownsDevice: boolean,
     private readonly minSplitK = GEMM_PLAN.minSplitK,
-    private readonly glaParallelMax = ctx.info.isFallbackAdapter ? 0 : PARALLEL_MAX,
+    private readonly glaParallelMax?: number,
   ) {
     const i = ctx.info;
     this.description = `webgpu ${[i.vendor, i.architecture, i.device].filter(Boolean).join(" ") || "adapter"}${i.isFallbackAdapter ? " (software)" : ""} ${weights.wtype} weights`;
@@ -149,7 +149,8 @@ class GpuEngine implements WebGpuEngine {
       const maxTokens = this.chunkTokens;
       const software = this.ctx.info.isFallbackAdapter === true;
       const plan = devicePlan(this.ctx.device.limits, this.weights.wtype, { software, minSplitK: this.minSplitK });
-      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), plan, this.glaParallelMax);
+      const glaParallelMax = this.glaParallelMax ?? (software ? 0 : PARALLEL_MAX);
+      this.forwardPromise = GpuForward.create(this.pipelines, this.weights, this.config, maxTokens, Math.min(LOGIT_ROWS, maxTokens), plan, glaParallelMax);
     }
     return this.forwardPromise;
   }
