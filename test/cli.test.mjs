@@ -214,6 +214,8 @@ test("user errors: one line on stderr, no stack, exit 1 or 2", () => {
   userError(["eval", ...t, "--tokens", "1,2", "--dtype", "q3"], 2, /--dtype/);
   userError(["eval", ...t, "--tokens", "1,2", "--frobnicate"], 2, /frobnicate/);
   userError(["eval", ...t, "--tokens"], 2, /--tokens/);
+  userError(["eval", ...t, "--tokens", "1,2", "--chunk-tokens", "-3"], 2, /--chunk-tokens is followed by a word starting with "-"; .* --chunk-tokens=VALUE/);
+  userError(["eval", ...t, "--tokens", "1,2", "--chunk-tokens=-3"], 2, /--chunk-tokens must be an integer .* got "-3"/);
   userError(["eval", ...t], 2, /--tokens, --text, --file/);
   userError(["eval", ...t, "--tokens", "1,2", "--text", "x"], 2, /exactly one/);
   userError(["eval", ...t, "--tokens", "5,256"], 1, /256/);

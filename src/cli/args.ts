@@ -12,6 +12,9 @@ export function parseFlags<O extends Options>(args: string[], options: O, comman
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
   } catch (e) {
     const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    // "--max-tokens -3": parseArgs takes -3 for a flag and calls the value ambiguous; its hint is on a later line
+    const dashed = /^Option '(--[\w-]+)[^']*' argument is ambiguous/.exec(msg);
+    if (dashed) throw new MetalaError("usage", `${command}: ${dashed[1]} is followed by a word starting with "-"; a value starting with "-" is written ${dashed[1]}=VALUE`);
     throw new MetalaError("usage", `${command}: ${msg}`);
   }
 }
