@@ -154,6 +154,11 @@ test("info: config, parameters, state size and engines, as JSON and text", () =>
   const text = metala("info", "--model", tiny);
   assert.is(text.code, 0, text.stderr);
   assert.match(text.stdout, /^parameters\s+[\d,]+/m);
+  // the Vulkan loader's debug output, where it is loaded: never into the CLI's own stderr (the adapter probe runs in a child, as for --device auto)
+  const quiet = spawnSync(process.execPath, [join(root, "bin", "metala.js"), "info", "--model", tiny], { encoding: "utf8", timeout: 120_000, env: { ...process.env, VK_LOADER_DEBUG: "all" } });
+  assert.is(quiet.status, 0, quiet.stderr);
+  assert.is(quiet.stderr, "");
+  assert.match(quiet.stdout, /^engines\s+reference/m);
   const preset = metala("info", "--preset", "metala-380m", "--json");
   assert.is(preset.code, 0, preset.stderr);
   const p = JSON.parse(preset.stdout);

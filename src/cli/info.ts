@@ -6,6 +6,7 @@ import { expectedTensors } from "../model/names.js";
 import type { StoredDType, WeightSource } from "../model/source.js";
 import { loadTokenizerFromDir } from "../tokenizer/node.js";
 import { parseFlags } from "./args.js";
+import { probeDevices } from "../runtime/devices.js";
 import { importOptional, openModel, resolveModelDir } from "./common.js";
 
 const FLAGS = {
@@ -86,19 +87,13 @@ async function engines(): Promise<Record<string, EngineInfo>> {
   }
 
   const gpuEngine = await importOptional<object>("../gpu/engine.js");
-  const device = await importOptional<{ webgpuInfo?: () => Promise<{ available: boolean; reason?: string; vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean; source?: string }> }>(
-    "../gpu/device.js",
-  );
-  let adapter = "no probe in this build";
-  let hasAdapter = false;
-  if (typeof device?.webgpuInfo === "function") {
-    const g = await device.webgpuInfo();
-    hasAdapter = g.available;
-    adapter = g.available
-      ? `adapter ${[g.vendor, g.architecture, g.description].filter(Boolean).join(" ") || "(unnamed)"}${g.isFallbackAdapter ? " (software fallback)" : ""} via ${g.source}`
-      : (g.reason ?? "no adapter");
-  }
-  out.webgpu = gpuEngine === undefined ? { available: false, detail: `engine not in this build; ${adapter}` } : { available: hasAdapter, detail: adapter };
+  // the same probe as --device auto: in Node it asks a child process, so Dawn's and the Vulkan loader's native messages stay out of this one's stderr
+  const g = (await probeDevices()).webgpu;
+  const hasAdapter = g.available;
+  const adapter = g.available
+    ? `adapter ${[g.vendor, g.architecture, g.description].filter(Boolean).join(" ") || "(unnamed)"}${g.isFallbackAdapter ? " (software fallback)" : ""} via ${g.source}`
+    : (g.reason ?? "no adapter");
+  out.webgpu = gpuEngine === undefined ? { available: false, detail: "engine not in this build" } : { available: hasAdapter, detail: adapter };
   return out;
 }
 
