@@ -94,4 +94,14 @@ test("user errors: one line, exit 2 for flags, 1 for input", () => {
   }
 });
 
+test("--device webgpu where there is no adapter: one line, with the drivers' own warnings kept out (generate, eval, bench)", () => {
+  // no Vulkan driver to find, and the Vulkan loader asked to report all it does, where it is loaded
+  const env = { ...process.env, XDG_CACHE_HOME: CACHE, VK_ICD_FILENAMES: join(CACHE, "no-such-icd.json"), VK_LOADER_DEBUG: "all" };
+  for (const args of [["generate", "--model", TINY, "--tokens", "1", "--device", "webgpu"], ["generate", "--model", TINY, "--tokens", "1", "--decode-device", "webgpu"], ["eval", "--model", TINY, "--tokens", "1,2", "--device", "webgpu"], ["bench", "--preset", "metala-380m", "--device", "webgpu"]]) {
+    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env });
+    assert.is(r.status, 1, `${args.join(" ")}: ${r.stderr}`);
+    assert.is(r.stderr, "metala: WebGPU is not available: no adapter (no GPU, or no Vulkan/Metal/D3D driver)\n", args.join(" "));
+  }
+});
+
 test.run();

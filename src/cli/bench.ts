@@ -16,7 +16,7 @@ import type { Engine } from "../engine.js";
 import { MetalaError } from "../errors.js";
 import type { WeightSource } from "../model/source.js";
 import { choiceFlag, intFlag, parseFlags } from "./args.js";
-import { DTYPES, type Dtype } from "./common.js";
+import { DTYPES, requireWebGpu, type Dtype } from "./common.js";
 import { warmUp } from "../runtime/warm-up.js";
 
 type BenchDType = Dtype;
@@ -111,6 +111,7 @@ export async function main(args: string[]): Promise<void> {
   const decodeTokens = intFlag(f["decode-tokens"] as string | undefined, "decode-tokens", 1, 1 << 20, 64);
   const repeats = intFlag(f.repeats as string | undefined, "repeats", 1, 100, 3);
 
+  await requireWebGpu(deviceName);
   const source = await openSource(f.model as string | undefined, f.preset as string | undefined);
   const t0 = performance.now();
   const target = await BENCH_DEVICES[deviceName](source, { dtype, threads });

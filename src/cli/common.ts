@@ -51,10 +51,26 @@ export async function openModel(dir: string): Promise<WeightSource> {
  * picks a software adapter (SwiftShader), which is far slower than WASM.
  */
 export async function resolveDevice(device: Device, role: "prefill" | "decode" = "prefill"): Promise<EngineKind> {
-  if (device !== "auto") return device;
+  if (device !== "auto") {
+    await requireWebGpu(device);
+    return device;
+  }
   const probe = await probeDevices();
   if (role === "prefill" && probe.webgpu.available && !probe.webgpuIsSoftware) return "webgpu";
   return probe.wasm ? "wasm" : "reference";
+}
+
+/**
+ * Where a command names the webgpu engine: whether there is an adapter at
+ * all, asked before Dawn is loaded into this process (probeDevices asks a
+ * child in Node), so that a machine without one gets one line, not Dawn's
+ * and the Vulkan loader's native warnings about the drivers they reject
+ * first (~0.1 s).
+ */
+export async function requireWebGpu(...devices: string[]): Promise<void> {
+  if (!devices.includes("webgpu")) return;
+  const { webgpu } = await probeDevices();
+  if (!webgpu.available) throw new MetalaError("device", webgpu.reason ?? "WebGPU is not available");
 }
 
 /**

@@ -3,7 +3,7 @@ import type { GenerationResult } from "../generate/generate.js";
 import { loadModel, type LoadProgress } from "../runtime/load.js";
 import type { DeviceChoice } from "../runtime/scheduler.js";
 import { choiceFlag, intFlag, numberFlag, parseFlags } from "./args.js";
-import { DEVICES, DTYPES, resolveModelDir } from "./common.js";
+import { DEVICES, DTYPES, requireWebGpu, resolveModelDir } from "./common.js";
 import { loadTokenizerFromDir } from "../tokenizer/node.js";
 
 const FLAGS = {
@@ -114,6 +114,7 @@ export async function main(args: string[]): Promise<void> {
     stop: (f.stop as unknown as string[] | undefined) ?? [],
     ignoreEos: f["ignore-eos"] === true,
   };
+  await requireWebGpu(prefillDevice, decodeDevice);
   const dir = resolveModelDir(f.model as string | undefined);
   // The tokenizer first: a prompt the model cannot read should fail before gigabytes of weights load.
   const tokenizer = await loadTokenizerFromDir(dir).catch((e) => {
