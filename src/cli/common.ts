@@ -65,7 +65,8 @@ export async function resolveDevice(device: Device, role: "prefill" | "decode" =
  * all, asked before Dawn is loaded into this process (probeDevices asks a
  * child in Node), so that a machine without one gets one line, not Dawn's
  * and the Vulkan loader's native warnings about the drivers they reject
- * first (~0.1 s).
+ * first. It costs a start-up: ~0.1 s without an adapter, 0.2-0.7 s on an
+ * H200 (the child starts the driver too), on top of a model's load.
  */
 export async function requireWebGpu(...devices: string[]): Promise<void> {
   if (!devices.includes("webgpu")) return;
