@@ -75,25 +75,22 @@ function stateBytes(c: MetalaConfig): number {
 async function engines(): Promise<Record<string, EngineInfo>> {
   const out: Record<string, EngineInfo> = { reference: { available: true, detail: "TypeScript, float64 activations (slow; the oracle)" } };
 
-  const cpu = await importOptional<{ wasmFeatures?: () => Promise<{ simd: boolean; relaxedSimd: boolean; threads: boolean; cores: number }> }>(
-    "../cpu/engine.js",
-  );
-  if (cpu === undefined) out.wasm = { available: false, detail: "not in this build" };
-  else if (typeof cpu.wasmFeatures !== "function") out.wasm = { available: true, detail: "in this build (no feature probe)" };
+  // the devices as --device auto sees them, probed once: the CPU engine's features, and the adapter asked in a
+  // child process (in Node), so Dawn's and the Vulkan loader's native messages stay out of this one's stderr
+  const probe = await probeDevices();
+  const f = probe.wasm as { simd: boolean; relaxedSimd: boolean; threads: boolean; cores: number } | null;
+  if (f === null) out.wasm = { available: false, detail: "not in this build" };
   else {
-    const f = await cpu.wasmFeatures();
     const features = `SIMD ${f.simd ? "yes" : "no"}, relaxed SIMD ${f.relaxedSimd ? "yes" : "no"}, threads ${f.threads ? `yes (${f.cores} cores)` : "no"}`;
     out.wasm = f.simd ? { available: true, detail: features } : { available: false, detail: `this host's WebAssembly lacks SIMD (${features})` };
   }
 
   const gpuEngine = await importOptional<object>("../gpu/engine.js");
-  // the same probe as --device auto: in Node it asks a child process, so Dawn's and the Vulkan loader's native messages stay out of this one's stderr
-  const g = (await probeDevices()).webgpu;
-  const hasAdapter = g.available;
+  const g = probe.webgpu;
   const adapter = g.available
     ? `adapter ${[g.vendor, g.architecture, g.description].filter(Boolean).join(" ") || "(unnamed)"}${g.isFallbackAdapter ? " (software fallback)" : ""} via ${g.source}`
     : (g.reason ?? "no adapter");
-  out.webgpu = gpuEngine === undefined ? { available: false, detail: "engine not in this build" } : { available: hasAdapter, detail: adapter };
+  out.webgpu = gpuEngine === undefined ? { available: false, detail: "engine not in this build" } : { available: g.available, detail: adapter };
   return out;
 }
 
